@@ -1,0 +1,18 @@
+//! tokenlens: a fast, exact batch tokenizer and analyzer for JSONL datasets.
+//!
+//! The engine is pure Rust: [`reader`] streams lines out of plain or compressed files, [`pipeline`]
+//! spreads chunks of lines over threads and hands results back in input order, [`tokenizer`] counts
+//! tokens exactly, and each job ([`count`], ...) is a kernel run by the pipeline. The Python bindings
+//! live in `python.rs` alone.
+
+pub mod count;
+pub mod error;
+pub mod pipeline;
+pub mod reader;
+pub mod record;
+pub mod tokenizer;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::Error;

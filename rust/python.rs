@@ -1,0 +1,290 @@
+//! The Python bindings (`tokenlens._core`): the only place that knows about Python. Heavy work
+//! runs with the GIL released; engine errors become the exception tree declared here.
+
+use std::sync::{Arc, Mutex};
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use crate::count::{count, CountOptions, CountReport, LineStatus, Totals};
+use crate::error::Error;
+use crate::pipeline::{default_threads, RunOptions};
+use crate::reader::{Progress as EngineProgress, ReadOptions, Source};
+use crate::record::TextSpec;
+use crate::tokenizer::{Encoding as EngineEncoding, BUILTIN_ENCODINGS};
+
+create_exception!(_core, TokenlensError, PyException, "Base class of tokenlens errors.");
+create_exception!(_core, InvalidInputError, TokenlensError, "An option or input that cannot be used.");
+create_exception!(_core, TokenizerError, TokenlensError, "A tokenizer could not be loaded or failed.");
+
+fn to_py_err(error: Error) -> PyErr {
+    match error {
+        Error::NotFound(path) => PyFileNotFoundError::new_err((2, "No such file", path.display().to_string())),
+        Error::Io { path, source } => PyOSError::new_err(format!("{path}: {source}")),
+        Error::Tokenizer(msg) => TokenizerError::new_err(msg),
+        Error::InvalidInput(msg) => InvalidInputError::new_err(msg),
+        Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
+    }
+}
+
+/// Runs `work` without the GIL, checking for Ctrl-C about every 100 ms; a pending Python signal
+/// (KeyboardInterrupt) stops the work and is re-raised.
+fn run_interruptible<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(&(dyn Fn() -> Result<(), Error> + Sync)) -> Result<T, Error> + Send,
+) -> PyResult<T> {
+    let pending: Mutex<Option<PyErr>> = Mutex::new(None);
+    let check = || {
+        Python::with_gil(|py| py.check_signals()).map_err(|err| {
+            *pending.lock().expect("not poisoned") = Some(err);
+            Error::Interrupted
+        })
+    };
+    let result = py.allow_threads(|| work(&check));
+    match (result, pending.into_inner().expect("not poisoned")) {
+        (_, Some(err)) => Err(err),
+        (result, None) => result.map_err(to_py_err),
+    }
+}
+
+/// A tokenizer: a built-in OpenAI encoding or a Hugging Face tokenizer.json.
+#[pyclass(module = "tokenlens._core", frozen)]
+struct Encoding {
+    inner: EngineEncoding,
+}
+
+#[pymethods]
+impl Encoding {
+    #[new]
+    fn new(py: Python<'_>, spec: &str) -> PyResult<Self> {
+        let inner = py.allow_threads(|| EngineEncoding::load(spec)).map_err(to_py_err)?;
+        Ok(Encoding { inner })
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    #[pyo3(signature = (text, special_tokens = false))]
+    fn count(&self, text: &str, special_tokens: bool) -> PyResult<u64> {
+        self.inner.counter(special_tokens).count(text).map_err(to_py_err)
+    }
+
+    #[pyo3(signature = (texts, special_tokens = false, threads = None))]
+    fn count_batch(
+        &self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        special_tokens: bool,
+        threads: Option<usize>,
+    ) -> PyResult<Vec<u64>> {
+        let threads = threads.unwrap_or_else(default_threads).clamp(1, texts.len().max(1));
+        run_interruptible(py, |_| {
+            let per_thread = texts.len().div_ceil(threads).max(1);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = texts
+                    .chunks(per_thread)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            let mut counter = self.inner.counter(special_tokens);
+                            part.iter().map(|t| counter.count(t)).collect::<Result<Vec<_>, _>>()
+                        })
+                    })
+                    .collect();
+                let mut counts = Vec::with_capacity(texts.len());
+                for handle in handles {
+                    counts.extend(handle.join().expect("counting thread panicked")?);
+                }
+                Ok(counts)
+            })
+        })
+    }
+
+    #[pyo3(signature = (text, special_tokens = false))]
+    fn encode(&self, py: Python<'_>, text: &str, special_tokens: bool) -> PyResult<Vec<u32>> {
+        py.allow_threads(|| self.inner.encode(text, special_tokens)).map_err(to_py_err)
+    }
+
+    fn decode_bytes<'py>(&self, py: Python<'py>, ids: Vec<u32>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.inner.decode_bytes(&ids).map_err(to_py_err)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// The vocabulary of a built-in encoding as {token bytes: rank}; None for tokenizer.json.
+    fn tiktoken_ranks<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(tiktoken) = self.inner.tiktoken() else { return Ok(None) };
+        let dict = PyDict::new(py);
+        for (bytes, rank) in tiktoken.ranks.iter() {
+            dict.set_item(PyBytes::new(py, bytes), rank)?;
+        }
+        Ok(Some(dict))
+    }
+
+    /// tiktoken's pre-tokenizer pattern of a built-in encoding; None for tokenizer.json.
+    #[getter]
+    fn pattern(&self) -> Option<&'static str> {
+        self.inner.tiktoken().map(|t| t.pretokenizer.kind().reference_pattern())
+    }
+
+    /// Special tokens of a built-in encoding as {text: id}; empty for tokenizer.json.
+    #[getter]
+    fn special_tokens<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (text, rank) in self.inner.tiktoken().map_or(&[][..], |t| &t.special_tokens[..]) {
+            dict.set_item(text, rank)?;
+        }
+        Ok(dict)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Encoding({:?})", self.inner.name())
+    }
+}
+
+/// Live counters of a running job, safe to read from another thread.
+#[pyclass(module = "tokenlens._core", frozen)]
+struct Progress {
+    inner: Arc<EngineProgress>,
+}
+
+#[pymethods]
+impl Progress {
+    #[new]
+    fn new() -> Self {
+        Progress { inner: Arc::default() }
+    }
+
+    #[getter]
+    fn bytes_read(&self) -> u64 {
+        self.inner.bytes_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[getter]
+    fn bytes_total(&self) -> u64 {
+        self.inner.bytes_total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[getter]
+    fn lines_done(&self) -> u64 {
+        self.inner.lines_done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn run_options<'a>(
+    threads: Option<usize>,
+    max_line_bytes: u64,
+    progress: Option<&Progress>,
+    check: &'a (dyn Fn() -> Result<(), Error> + Sync),
+) -> PyResult<RunOptions<'a>> {
+    if threads == Some(0) {
+        return Err(InvalidInputError::new_err("threads must be at least 1"));
+    }
+    Ok(RunOptions {
+        threads: threads.unwrap_or_else(default_threads),
+        read: ReadOptions { max_line_bytes, ..ReadOptions::default() },
+        progress: progress.map_or_else(Arc::default, |p| p.inner.clone()),
+        check_interrupt: Some(check),
+    })
+}
+
+fn totals_dict<'py>(py: Python<'py>, t: &Totals) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("lines", t.lines)?;
+    d.set_item("records", t.records)?;
+    d.set_item("blank", t.blank)?;
+    d.set_item("invalid", t.invalid)?;
+    d.set_item("tokens", t.tokens)?;
+    d.set_item("text_bytes", t.text_bytes)?;
+    d.set_item("input_bytes", t.input_bytes)?;
+    let codes = PyDict::new(py);
+    for (code, n) in &t.problems_by_code {
+        codes.set_item(code, n)?;
+    }
+    d.set_item("problems_by_code", codes)?;
+    Ok(d)
+}
+
+fn count_report_dict<'py>(py: Python<'py>, report: &CountReport) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("encoding", &report.encoding)?;
+    let files = PyList::empty(py);
+    for f in &report.files {
+        let fd = totals_dict(py, &f.totals)?;
+        fd.set_item("name", &f.name)?;
+        fd.set_item("compression", f.compression)?;
+        fd.set_item("error", &f.error)?;
+        files.append(fd)?;
+    }
+    d.set_item("files", files)?;
+    d.set_item("total", totals_dict(py, &report.total)?)?;
+    let problems: Vec<_> =
+        report.problems.iter().map(|p| (p.file, p.line, p.problem.code, &p.problem.message)).collect();
+    d.set_item("problems", problems)?;
+    let lines = &report.lines;
+    let columns = PyDict::new(py);
+    columns.set_item("file", lines.iter().map(|l| l.file).collect::<Vec<_>>())?;
+    columns.set_item("line", lines.iter().map(|l| l.line).collect::<Vec<_>>())?;
+    columns.set_item("offset", lines.iter().map(|l| l.offset).collect::<Vec<_>>())?;
+    let tokens: Vec<Option<u64>> =
+        lines.iter().map(|l| matches!(l.status, LineStatus::Counted).then_some(l.tokens)).collect();
+    columns.set_item("tokens", tokens)?;
+    columns.set_item("text_bytes", lines.iter().map(|l| l.text_bytes).collect::<Vec<_>>())?;
+    let status = |l: &crate::count::LineCount| match &l.status {
+        LineStatus::Counted => "ok",
+        LineStatus::Blank => "blank",
+        LineStatus::Invalid(_) => "invalid",
+    };
+    columns.set_item("status", lines.iter().map(status).collect::<Vec<_>>())?;
+    let error: Vec<Option<&str>> = lines
+        .iter()
+        .map(|l| match &l.status {
+            LineStatus::Invalid(p) => Some(p.code),
+            _ => None,
+        })
+        .collect();
+    columns.set_item("error", error)?;
+    d.set_item("lines", columns)?;
+    Ok(d)
+}
+
+/// Counts tokens in JSONL files; returns totals per file and in total, problem lines, and (with
+/// `keep_lines`) one row per line as columns.
+#[pyfunction]
+#[pyo3(signature = (paths, encoding, field = None, special_tokens = false, threads = None, keep_lines = true, max_line_bytes = 256 << 20, progress = None))]
+#[allow(clippy::too_many_arguments)]
+fn count_files<'py>(
+    py: Python<'py>,
+    paths: Vec<String>,
+    encoding: &Encoding,
+    field: Option<&str>,
+    special_tokens: bool,
+    threads: Option<usize>,
+    keep_lines: bool,
+    max_line_bytes: u64,
+    progress: Option<&Progress>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
+    let options = CountOptions { text: TextSpec::parse(field), special_tokens, keep_lines };
+    let report = run_interruptible(py, |check| {
+        let run = run_options(threads, max_line_bytes, progress, check).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        count(&sources, &encoding.inner, &options, &run)
+    })?;
+    count_report_dict(py, &report)
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("BUILD_PROFILE", if cfg!(debug_assertions) { "debug" } else { "release" })?;
+    m.add("BUILTIN_ENCODINGS", BUILTIN_ENCODINGS.to_vec())?;
+    m.add("TokenlensError", m.py().get_type::<TokenlensError>())?;
+    m.add("InvalidInputError", m.py().get_type::<InvalidInputError>())?;
+    m.add("TokenizerError", m.py().get_type::<TokenizerError>())?;
+    m.add_class::<Encoding>()?;
+    m.add_class::<Progress>()?;
+    m.add_function(wrap_pyfunction!(count_files, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! Streaming input: files (plain, gzip, zstd; detected by magic bytes) or stdin, cut into
+//! newline-aligned chunks so that memory stays bounded whatever the file size.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::Error;
+
+/// One input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Path(PathBuf),
+    Stdin,
+}
+
+impl Source {
+    /// `-` is stdin, anything else a path.
+    pub fn from_arg(arg: &str) -> Source {
+        if arg == "-" {
+            Source::Stdin
+        } else {
+            Source::Path(PathBuf::from(arg))
+        }
+    }
+
+    /// The name used in reports and error messages.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Path(p) => p.display().to_string(),
+            Source::Stdin => "-".to_string(),
+        }
+    }
+
+    /// Size on disk, when known.
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Source::Stdin => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    fn detect(magic: &[u8]) -> Compression {
+        if magic.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// Counters shared with a progress display; updated by the engine, read from any thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes read from disk or stdin (compressed bytes for compressed files).
+    pub bytes_read: AtomicU64,
+    /// Sum of the sizes of the input files, where known.
+    pub bytes_total: AtomicU64,
+    /// Lines fully processed.
+    pub lines_done: AtomicU64,
+}
+
+/// A run of complete lines from one file.
+#[derive(Debug)]
+pub struct LinesChunk {
+    pub file: usize,
+    /// 1-based number of the first line.
+    pub first_line: u64,
+    /// Byte offset of the first line in the (decompressed) stream.
+    pub offset: u64,
+    pub data: Vec<u8>,
+}
+
+impl LinesChunk {
+    /// Calls `f(line_number, byte_offset, line)` for each line, without the line terminator
+    /// (`\n`, or `\r\n`).
+    pub fn for_each_line(&self, mut f: impl FnMut(u64, u64, &[u8])) {
+        let mut line = self.first_line;
+        let mut start = 0;
+        let data = &self.data[..];
+        while start < data.len() {
+            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
+            let mut content = &data[start..end];
+            if let [rest @ .., b'\r'] = content {
+                content = rest;
+            }
+            f(line, self.offset + start as u64, content);
+            line += 1;
+            start = end + 1;
+        }
+    }
+}
+
+/// What the reader produces, in input order.
+#[derive(Debug)]
+pub enum Item {
+    FileStart { file: usize, compression: Compression },
+    Lines(LinesChunk),
+    /// A line longer than the limit; its bytes were skipped, not held in memory.
+    LineTooLong { file: usize, line: u64, offset: u64, len: u64 },
+    /// The file ended; `error` says why it ended early (unreadable, truncated or corrupt stream).
+    FileEnd { file: usize, lines: u64, bytes: u64, error: Option<String> },
+}
+
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// Target size of a chunk of lines.
+    pub chunk_size: usize,
+    /// Longer lines become `LineTooLong` items.
+    pub max_line_bytes: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions { chunk_size: 1 << 20, max_line_bytes: 256 << 20 }
+    }
+}
+
+struct CountingReader<R> {
+    inner: R,
+    progress: Arc<Progress>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Opens a source, detecting compression from its first bytes.
+pub fn open(source: &Source, progress: &Arc<Progress>) -> Result<(Box<dyn Read + Send>, Compression), Error> {
+    let raw: Box<dyn Read + Send> = match source {
+        Source::Path(path) => Box::new(File::open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound(path.clone()),
+            _ => Error::io(source.name(), e),
+        })?),
+        Source::Stdin => Box::new(io::stdin()),
+    };
+    let mut buffered = BufReader::with_capacity(256 << 10, CountingReader { inner: raw, progress: progress.clone() });
+    let compression = Compression::detect(buffered.fill_buf().map_err(|e| Error::io(source.name(), e))?);
+    let reader: Box<dyn Read + Send> = match compression {
+        Compression::None => Box::new(buffered),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| Error::io(source.name(), e))?),
+    };
+    Ok((reader, compression))
+}
+
+/// Reads every source in order and hands each item to `emit`; stops early when `emit` returns false.
+pub fn read_all(
+    sources: &[Source],
+    options: &ReadOptions,
+    progress: &Arc<Progress>,
+    mut emit: impl FnMut(Item) -> bool,
+) {
+    for (file, source) in sources.iter().enumerate() {
+        let (reader, compression) = match open(source, progress) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let ended = Item::FileEnd { file, lines: 0, bytes: 0, error: Some(e.to_string()) };
+                if !emit(ended) {
+                    return;
+                }
+                continue;
+            }
+        };
+        if !emit(Item::FileStart { file, compression }) || !read_file(file, reader, compression, options, &mut emit) {
+            return;
+        }
+    }
+}
+
+/// Streams one file; returns false when `emit` asked to stop.
+fn read_file(
+    file: usize,
+    mut reader: Box<dyn Read + Send>,
+    compression: Compression,
+    options: &ReadOptions,
+    emit: &mut impl FnMut(Item) -> bool,
+) -> bool {
+    let mut buf: Vec<u8> = Vec::with_capacity(options.chunk_size + 4096);
+    let mut line = 1u64; // number of the first line in `buf`
+    let mut offset = 0u64; // stream offset of `buf[0]`
+    let mut searched = 0; // bytes of `buf` known to hold no newline
+    let mut skipping_long_line = false;
+    let mut error = None;
+    loop {
+        // Fill the buffer up to the chunk size, or to the end of the stream.
+        let filled = buf.len();
+        let want = options.chunk_size.max(filled + 4096);
+        buf.resize(want, 0);
+        let mut len = filled;
+        let mut eof = false;
+        while len < want {
+            match reader.read(&mut buf[len..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let what = match compression {
+                        Compression::None => "read error".to_string(),
+                        c => format!("truncated or corrupt {} stream", c.name()),
+                    };
+                    error = Some(format!("{what} after line {}: {e}", line - 1));
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        buf.truncate(len);
+
+        if skipping_long_line {
+            // Drop the rest of an over-long line without keeping it.
+            match memchr::memchr(b'\n', &buf) {
+                Some(i) => {
+                    offset += i as u64 + 1;
+                    buf.drain(..=i);
+                    skipping_long_line = false;
+                    line += 1;
+                    searched = 0;
+                }
+                None => {
+                    offset += buf.len() as u64;
+                    buf.clear();
+                    if eof {
+                        line += 1;
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
+
+        let last_newline = memchr::memrchr(b'\n', &buf[searched..]).map(|i| searched + i);
+        let cut = match (last_newline, eof) {
+            (_, true) => buf.len(),
+            (Some(i), false) => i + 1,
+            (None, false) => {
+                searched = buf.len();
+                if buf.len() as u64 > options.max_line_bytes {
+                    let item = Item::LineTooLong { file, line, offset, len: buf.len() as u64 };
+                    if !emit(item) {
+                        return false;
+                    }
+                    skipping_long_line = true;
+                    offset += buf.len() as u64;
+                    buf.clear();
+                    searched = 0;
+                }
+                continue;
+            }
+        };
+        if cut > 0 {
+            let rest = buf[cut..].to_vec();
+            buf.truncate(cut);
+            let data = std::mem::replace(&mut buf, rest);
+            if !emit_lines(file, &mut line, &mut offset, data, options.max_line_bytes, emit) {
+                return false;
+            }
+            buf.reserve(options.chunk_size);
+            searched = 0;
+        }
+        if eof {
+            break;
+        }
+    }
+    emit(Item::FileEnd { file, lines: line - 1, bytes: offset, error })
+}
+
+/// Emits `data` (whole lines) as one chunk, or as several around lines longer than the limit.
+/// Advances `line` and `offset` past it.
+fn emit_lines(
+    file: usize,
+    line: &mut u64,
+    offset: &mut u64,
+    data: Vec<u8>,
+    max_line_bytes: u64,
+    emit: &mut impl FnMut(Item) -> bool,
+) -> bool {
+    let base = *offset;
+    *offset += data.len() as u64;
+    // Lines not yet emitted start at `pending` (byte) and `pending_line` (number).
+    let mut pending = 0;
+    let mut pending_line = *line;
+    let mut line_start = 0;
+    while line_start < data.len() {
+        let line_end = memchr::memchr(b'\n', &data[line_start..]).map_or(data.len(), |i| line_start + i + 1);
+        let len = (line_end - line_start) as u64;
+        if len > max_line_bytes {
+            if line_start > pending {
+                let chunk = LinesChunk {
+                    file,
+                    first_line: pending_line,
+                    offset: base + pending as u64,
+                    data: data[pending..line_start].to_vec(),
+                };
+                if !emit(Item::Lines(chunk)) {
+                    return false;
+                }
+            }
+            if !emit(Item::LineTooLong { file, line: *line, offset: base + line_start as u64, len }) {
+                return false;
+            }
+            pending = line_end;
+            pending_line = *line + 1;
+        }
+        *line += 1;
+        line_start = line_end;
+    }
+    if pending == data.len() {
+        return true;
+    }
+    let data = if pending == 0 { data } else { data[pending..].to_vec() };
+    emit(Item::Lines(LinesChunk { file, first_line: pending_line, offset: base + pending as u64, data }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn collect(path: &std::path::Path, options: &ReadOptions) -> Vec<Item> {
+        let mut items = Vec::new();
+        read_all(&[Source::Path(path.into())], options, &Arc::new(Progress::default()), |i| {
+            items.push(i);
+            true
+        });
+        items
+    }
+
+    fn lines_of(items: &[Item]) -> Vec<(u64, u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        for item in items {
+            if let Item::Lines(chunk) = item {
+                chunk.for_each_line(|n, off, l| out.push((n, off, l.to_vec())));
+            }
+        }
+        out
+    }
+
+    fn write_temp(name: &str, data: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tokenlens-reader-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, data).unwrap();
+        path
+    }
+
+    #[test]
+    fn lines_numbers_and_offsets_survive_any_chunk_size() {
+        let text = b"{\"a\":1}\r\n\n{\"b\":22}\nlast-without-newline";
+        let path = write_temp("plain.jsonl", text);
+        for chunk_size in [1, 2, 3, 7, 64, 1 << 20] {
+            let items = collect(&path, &ReadOptions { chunk_size, max_line_bytes: 1000 });
+            let lines = lines_of(&items);
+            assert_eq!(
+                lines,
+                vec![
+                    (1, 0, b"{\"a\":1}".to_vec()),
+                    (2, 9, b"".to_vec()),
+                    (3, 10, b"{\"b\":22}".to_vec()),
+                    (4, 19, b"last-without-newline".to_vec()),
+                ],
+                "chunk size {chunk_size}"
+            );
+            assert!(matches!(items.last(), Some(Item::FileEnd { lines: 4, error: None, .. })));
+        }
+    }
+
+    #[test]
+    fn gzip_multi_member_and_zstd_are_detected_by_content() {
+        let mut gz = Vec::new();
+        for part in [&b"one\n"[..], b"two\n"] {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(part).unwrap();
+            gz.extend(enc.finish().unwrap());
+        }
+        let path = write_temp("misnamed.txt", &gz);
+        let items = collect(&path, &ReadOptions::default());
+        assert!(matches!(items[0], Item::FileStart { compression: Compression::Gzip, .. }));
+        assert_eq!(lines_of(&items).len(), 2);
+
+        let zst = zstd::encode_all(&b"x\ny\nz\n"[..], 3).unwrap();
+        let path = write_temp("data.jsonl", &zst);
+        let items = collect(&path, &ReadOptions::default());
+        assert!(matches!(items[0], Item::FileStart { compression: Compression::Zstd, .. }));
+        assert_eq!(lines_of(&items).len(), 3);
+    }
+
+    #[test]
+    fn truncated_gzip_keeps_what_was_read_and_reports_the_end() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for i in 0..20000 {
+            writeln!(enc, "{{\"i\": {i}}}").unwrap();
+        }
+        let gz = enc.finish().unwrap();
+        let path = write_temp("truncated.gz", &gz[..gz.len() / 2]);
+        let items = collect(&path, &ReadOptions { chunk_size: 4096, max_line_bytes: 1 << 20 });
+        let lines = lines_of(&items);
+        assert!(lines.len() > 1000);
+        match items.last() {
+            Some(Item::FileEnd { error: Some(msg), lines: n, .. }) => {
+                assert!(msg.contains("truncated or corrupt gzip"), "{msg}");
+                assert_eq!(*n as usize, lines.len());
+            }
+            other => panic!("expected an error at the end, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn over_long_lines_are_reported_and_skipped() {
+        let mut text = b"short\n".to_vec();
+        text.extend(vec![b'x'; 5000]);
+        text.extend(b"\nafter\n");
+        text.extend(vec![b'y'; 3000]);
+        let path = write_temp("long.jsonl", &text);
+        for chunk_size in [16, 1000, 1 << 20] {
+            let items = collect(&path, &ReadOptions { chunk_size, max_line_bytes: 1024 });
+            let long: Vec<_> = items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::LineTooLong { line, len, .. } => Some((*line, *len)),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(long.first().map(|l| l.0), Some(2), "chunk size {chunk_size}");
+            assert_eq!(long.last().map(|l| l.0), Some(4), "chunk size {chunk_size}");
+            let lines: Vec<_> = lines_of(&items).into_iter().map(|l| (l.0, l.2)).collect();
+            assert_eq!(lines, vec![(1, b"short".to_vec()), (3, b"after".to_vec())]);
+            assert!(matches!(items.last(), Some(Item::FileEnd { lines: 4, .. })), "chunk size {chunk_size}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let mut items = Vec::new();
+        let sources = [Source::Path("/nonexistent/x.jsonl".into())];
+        read_all(&sources, &ReadOptions::default(), &Arc::new(Progress::default()), |i| {
+            items.push(i);
+            true
+        });
+        match &items[..] {
+            [Item::FileEnd { error: Some(msg), .. }] => assert!(msg.contains("/nonexistent/x.jsonl"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

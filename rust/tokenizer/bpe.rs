@@ -1,0 +1,214 @@
+//! Byte-pair encoding with tiktoken's ranks and merge order.
+
+use std::collections::BinaryHeap;
+use std::cmp::Reverse;
+
+use rustc_hash::FxHashMap;
+
+pub type Rank = u32;
+
+/// Vocabulary of a tiktoken encoding: byte sequence -> rank (which is also the token id).
+pub struct Ranks {
+    encoder: FxHashMap<Vec<u8>, Rank>,
+    decoder: Vec<Vec<u8>>,
+}
+
+impl Ranks {
+    /// Parses a `.tiktoken` file: one `base64(token) rank` pair per line.
+    pub fn parse(data: &[u8]) -> Result<Ranks, String> {
+        use base64::Engine;
+        let mut encoder = FxHashMap::default();
+        for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let bad = || format!("vocabulary line {}: expected `base64 rank`", i + 1);
+            let mut parts = line.split(|&b| b == b' ');
+            let (Some(token), Some(rank), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(bad());
+            };
+            let token = base64::engine::general_purpose::STANDARD.decode(token).map_err(|_| bad())?;
+            let rank: Rank = std::str::from_utf8(rank).ok().and_then(|r| r.parse().ok()).ok_or_else(bad)?;
+            encoder.insert(token, rank);
+        }
+        let size = encoder.values().copied().max().map_or(0, |m| m as usize + 1);
+        let mut decoder = vec![Vec::new(); size];
+        for (token, &rank) in &encoder {
+            decoder[rank as usize] = token.clone();
+        }
+        Ok(Ranks { encoder, decoder })
+    }
+
+    #[inline]
+    pub fn get(&self, bytes: &[u8]) -> Option<Rank> {
+        self.encoder.get(bytes).copied()
+    }
+
+    pub fn token_bytes(&self, rank: Rank) -> Option<&[u8]> {
+        self.decoder.get(rank as usize).map(Vec::as_slice).filter(|b| !b.is_empty())
+    }
+
+    pub fn len(&self) -> usize {
+        self.encoder.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.encoder.is_empty()
+    }
+
+    /// All (token bytes, rank) pairs, for handing the vocabulary to reference implementations.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Rank)> {
+        self.encoder.iter().map(|(k, &v)| (k.as_slice(), v))
+    }
+}
+
+/// Pieces longer than this use the heap-based merge, which is O(n log n) instead of O(n^2).
+const HEAP_MERGE_MIN_LEN: usize = 128;
+
+/// Splits `piece` into token boundaries: returns the start offset of every token plus `piece.len()`.
+///
+/// Merges always apply to the adjacent pair with the lowest rank, the leftmost one on ties, which is
+/// exactly tiktoken's `byte_pair_merge` order.
+pub fn merge_boundaries(ranks: &Ranks, piece: &[u8]) -> Vec<usize> {
+    if piece.len() >= HEAP_MERGE_MIN_LEN {
+        merge_with_heap(ranks, piece)
+    } else {
+        merge_by_scan(ranks, piece)
+    }
+}
+
+/// tiktoken's quadratic scan, fastest for short pieces.
+fn merge_by_scan(ranks: &Ranks, piece: &[u8]) -> Vec<usize> {
+    // parts[i] = (start offset, rank of the pair starting at part i)
+    let rank_at = |parts: &[(usize, Rank)], i: usize| -> Rank {
+        if i + 3 < parts.len() {
+            ranks.get(&piece[parts[i].0..parts[i + 3].0]).unwrap_or(Rank::MAX)
+        } else {
+            Rank::MAX
+        }
+    };
+    let mut parts: Vec<(usize, Rank)> = Vec::with_capacity(piece.len() + 1);
+    let mut min = (Rank::MAX, usize::MAX);
+    for i in 0..piece.len() - 1 {
+        let rank = ranks.get(&piece[i..i + 2]).unwrap_or(Rank::MAX);
+        if rank < min.0 {
+            min = (rank, i);
+        }
+        parts.push((i, rank));
+    }
+    parts.push((piece.len() - 1, Rank::MAX));
+    parts.push((piece.len(), Rank::MAX));
+
+    while min.0 != Rank::MAX {
+        let i = min.1;
+        if i > 0 {
+            parts[i - 1].1 = rank_at(&parts, i - 1);
+        }
+        parts[i].1 = rank_at(&parts, i);
+        parts.remove(i + 1);
+        min = (Rank::MAX, usize::MAX);
+        for (j, &(_, rank)) in parts[..parts.len() - 1].iter().enumerate() {
+            if rank < min.0 {
+                min = (rank, j);
+            }
+        }
+    }
+    parts.into_iter().map(|(start, _)| start).collect()
+}
+
+/// The same merge order with a priority queue and a linked list, for long pieces
+/// (100,000-character words, long whitespace runs).
+fn merge_with_heap(ranks: &Ranks, piece: &[u8]) -> Vec<usize> {
+    let n = piece.len();
+    // Part i covers piece[start[i]..start[next[i]]]; removed parts have start = usize::MAX.
+    let mut start: Vec<usize> = (0..=n).collect();
+    let mut next: Vec<usize> = (1..=n + 1).collect();
+    let mut prev: Vec<usize> = (0..=n).map(|i| i.wrapping_sub(1)).collect();
+    let pair_rank = |start: &[usize], next: &[usize], i: usize| -> Option<Rank> {
+        let j = next[i];
+        if j >= n {
+            return None;
+        }
+        ranks.get(&piece[start[i]..start[next[j]]])
+    };
+    let mut heap = BinaryHeap::with_capacity(n);
+    for i in 0..n - 1 {
+        if let Some(r) = ranks.get(&piece[i..i + 2]) {
+            heap.push(Reverse((r, i, i + 2)));
+        }
+    }
+    while let Some(Reverse((rank, i, end))) = heap.pop() {
+        // Skip stale entries: the part was merged away or its pair changed since it was pushed.
+        if start[i] == usize::MAX || next[i] >= n || start[next[next[i]]] != end {
+            continue;
+        }
+        let j = next[i];
+        debug_assert_eq!(ranks.get(&piece[start[i]..end]), Some(rank));
+        next[i] = next[j];
+        prev[next[j]] = i;
+        start[j] = usize::MAX;
+        if let Some(r) = pair_rank(&start, &next, i) {
+            heap.push(Reverse((r, i, start[next[next[i]]])));
+        }
+        let p = prev[i];
+        if p != usize::MAX {
+            if let Some(r) = pair_rank(&start, &next, p) {
+                heap.push(Reverse((r, p, start[next[next[p]]])));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i <= n {
+        out.push(start[i]);
+        if i == n {
+            break;
+        }
+        i = next[i];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy_ranks() -> Ranks {
+        use base64::Engine;
+        let enc = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+        let mut lines = String::new();
+        let mut rank = 0;
+        for b in 0u8..=255 {
+            lines += &format!("{} {}\n", enc(&[b]), rank);
+            rank += 1;
+        }
+        for tok in ["ab", "bc", "abc", "aa", "aaaa", "  ", "    ", "cd", "abcd"] {
+            lines += &format!("{} {}\n", enc(tok.as_bytes()), rank);
+            rank += 1;
+        }
+        Ranks::parse(lines.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn heap_and_scan_agree() {
+        let ranks = toy_ranks();
+        let mut state = 12345u64;
+        for len in 2..400 {
+            let piece: Vec<u8> = (0..len)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    b"abcd "[(state >> 33) as usize % 5]
+                })
+                .collect();
+            assert_eq!(merge_by_scan(&ranks, &piece), merge_with_heap(&ranks, &piece), "{piece:?}");
+        }
+    }
+
+    #[test]
+    fn merges_lowest_rank_first() {
+        let ranks = toy_ranks();
+        // "ab" (rank 256) merges before "bc" (257), then "abc" (258) before "cd", then "abcd".
+        assert_eq!(merge_by_scan(&ranks, b"abcd"), vec![0, 4]);
+        assert_eq!(merge_by_scan(&ranks, b"aaaaa"), vec![0, 4, 5]);
+    }
+}

@@ -1,0 +1,312 @@
+//! Exact tokenizers: the OpenAI encodings (vocabularies embedded in the build) and Hugging Face
+//! `tokenizer.json` files.
+
+mod bpe;
+mod pretokenize;
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use regex::Regex;
+use rustc_hash::FxHashMap;
+
+pub use bpe::{Rank, Ranks};
+pub use pretokenize::{PatternKind, Pretokenizer};
+
+use crate::error::Error;
+
+/// The built-in OpenAI encodings, with their embedded vocabularies.
+pub const BUILTIN_ENCODINGS: &[&str] = &["cl100k_base", "o200k_base", "p50k_base", "r50k_base"];
+
+const ENDOFTEXT: &str = "<|endoftext|>";
+const FIM_PREFIX: &str = "<|fim_prefix|>";
+const FIM_MIDDLE: &str = "<|fim_middle|>";
+const FIM_SUFFIX: &str = "<|fim_suffix|>";
+const ENDOFPROMPT: &str = "<|endofprompt|>";
+
+/// A tiktoken-style encoding: ranks, pre-tokenizer and special tokens.
+pub struct Tiktoken {
+    pub ranks: Ranks,
+    pub pretokenizer: Pretokenizer,
+    pub special_tokens: Vec<(&'static str, Rank)>,
+    special_regex: Regex,
+}
+
+fn builtin(name: &str) -> Option<&'static Arc<Tiktoken>> {
+    static CELLS: [OnceLock<Arc<Tiktoken>>; 4] = [const { OnceLock::new() }; 4];
+    let (index, vocab, kind, special): (usize, &'static [u8], _, &[(&'static str, Rank)]) = match name {
+        "cl100k_base" => (
+            0,
+            include_bytes!("../vocab/cl100k_base.tiktoken"),
+            PatternKind::Cl100k,
+            &[
+                (ENDOFTEXT, 100257),
+                (FIM_PREFIX, 100258),
+                (FIM_MIDDLE, 100259),
+                (FIM_SUFFIX, 100260),
+                (ENDOFPROMPT, 100276),
+            ],
+        ),
+        "o200k_base" => (
+            1,
+            include_bytes!("../vocab/o200k_base.tiktoken"),
+            PatternKind::O200k,
+            &[(ENDOFTEXT, 199999), (ENDOFPROMPT, 200018)],
+        ),
+        "p50k_base" => (
+            2,
+            include_bytes!("../vocab/p50k_base.tiktoken"),
+            PatternKind::Gpt2,
+            &[(ENDOFTEXT, 50256)],
+        ),
+        "r50k_base" => (
+            3,
+            include_bytes!("../vocab/r50k_base.tiktoken"),
+            PatternKind::Gpt2,
+            &[(ENDOFTEXT, 50256)],
+        ),
+        _ => return None,
+    };
+    Some(CELLS[index].get_or_init(|| {
+        let ranks = Ranks::parse(vocab).expect("embedded vocabulary parses");
+        let alternatives: Vec<String> = special.iter().map(|(s, _)| regex::escape(s)).collect();
+        Arc::new(Tiktoken {
+            ranks,
+            pretokenizer: Pretokenizer::new(kind),
+            special_tokens: special.to_vec(),
+            special_regex: Regex::new(&alternatives.join("|")).expect("special tokens compile"),
+        })
+    }))
+}
+
+#[derive(Clone)]
+enum Backend {
+    Tiktoken(Arc<Tiktoken>),
+    HuggingFace(Arc<tokenizers::Tokenizer>),
+}
+
+/// A tokenizer, cheap to clone and share between threads.
+#[derive(Clone)]
+pub struct Encoding {
+    name: String,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Encoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Encoding({:?})", self.name)
+    }
+}
+
+impl Encoding {
+    /// A built-in encoding name (`cl100k_base`, ...) or the path of a Hugging Face `tokenizer.json`.
+    pub fn load(spec: &str) -> Result<Encoding, Error> {
+        if let Some(tiktoken) = builtin(spec) {
+            return Ok(Encoding { name: spec.to_string(), backend: Backend::Tiktoken(tiktoken.clone()) });
+        }
+        let path = Path::new(spec);
+        if !spec.ends_with(".json") && !path.exists() {
+            return Err(Error::Tokenizer(format!(
+                "unknown encoding {spec:?}: use one of {} or the path of a tokenizer.json",
+                BUILTIN_ENCODINGS.join(", ")
+            )));
+        }
+        if !path.exists() {
+            return Err(Error::NotFound(path.to_path_buf()));
+        }
+        let mut tokenizer = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer(format!("{}: cannot load tokenizer: {e}", path.display())))?;
+        // Count every token of every text: truncation or padding configured in the file would hide some.
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        tokenizer.with_padding(None);
+        Ok(Encoding { name: spec.to_string(), backend: Backend::HuggingFace(Arc::new(tokenizer)) })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The tiktoken vocabulary, for built-in encodings.
+    pub fn tiktoken(&self) -> Option<&Tiktoken> {
+        match &self.backend {
+            Backend::Tiktoken(t) => Some(t),
+            Backend::HuggingFace(_) => None,
+        }
+    }
+
+    /// A per-thread counter. With `special_tokens`, text such as `<|endoftext|>` counts as the special
+    /// token; otherwise it is ordinary text (tiktoken's `encode_ordinary`).
+    pub fn counter(&self, special_tokens: bool) -> Counter {
+        Counter { backend: self.backend.clone(), special_tokens, cache: FxHashMap::default() }
+    }
+
+    /// Token ids of `text`.
+    pub fn encode(&self, text: &str, special_tokens: bool) -> Result<Vec<Rank>, Error> {
+        match &self.backend {
+            Backend::Tiktoken(t) => {
+                let mut ids = Vec::new();
+                t.for_each_segment(text, special_tokens, |segment| match segment {
+                    Segment::Special(rank) => ids.push(rank),
+                    Segment::Ordinary(text) => t.pretokenizer.for_each(text, |piece| {
+                        let piece = piece.as_bytes();
+                        if let Some(rank) = t.ranks.get(piece) {
+                            ids.push(rank);
+                        } else {
+                            let bounds = bpe::merge_boundaries(&t.ranks, piece);
+                            ids.extend(bounds.windows(2).map(|w| {
+                                t.ranks.get(&piece[w[0]..w[1]]).expect("merged parts are tokens")
+                            }));
+                        }
+                    }),
+                });
+                Ok(ids)
+            }
+            Backend::HuggingFace(tk) => tk
+                .encode(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| Error::Tokenizer(e.to_string())),
+        }
+    }
+
+    /// The bytes of token ids (which need not be valid UTF-8 on their own).
+    pub fn decode_bytes(&self, ids: &[Rank]) -> Result<Vec<u8>, Error> {
+        match &self.backend {
+            Backend::Tiktoken(t) => {
+                let mut out = Vec::new();
+                for &id in ids {
+                    if let Some(bytes) = t.ranks.token_bytes(id) {
+                        out.extend_from_slice(bytes);
+                    } else if let Some((s, _)) = t.special_tokens.iter().find(|(_, r)| *r == id) {
+                        out.extend_from_slice(s.as_bytes());
+                    } else {
+                        return Err(Error::Tokenizer(format!("token id {id} is not in {}", self.name)));
+                    }
+                }
+                Ok(out)
+            }
+            Backend::HuggingFace(tk) => tk
+                .decode(ids, false)
+                .map(String::into_bytes)
+                .map_err(|e| Error::Tokenizer(e.to_string())),
+        }
+    }
+}
+
+enum Segment<'t> {
+    Ordinary(&'t str),
+    Special(Rank),
+}
+
+impl Tiktoken {
+    fn for_each_segment<'t>(&self, text: &'t str, special_tokens: bool, mut f: impl FnMut(Segment<'t>)) {
+        if !special_tokens {
+            return f(Segment::Ordinary(text));
+        }
+        let mut pos = 0;
+        for m in self.special_regex.find_iter(text) {
+            if m.start() > pos {
+                f(Segment::Ordinary(&text[pos..m.start()]));
+            }
+            let rank = self.special_tokens.iter().find(|(s, _)| *s == m.as_str()).map(|(_, r)| *r);
+            f(Segment::Special(rank.expect("matched a special token")));
+            pos = m.end();
+        }
+        if pos < text.len() {
+            f(Segment::Ordinary(&text[pos..]));
+        }
+    }
+}
+
+/// Pieces up to this many bytes have their token count cached per thread.
+const CACHED_PIECE_MAX_LEN: usize = 64;
+/// The per-thread cache is emptied when it grows past this many pieces, which bounds its memory.
+const CACHE_MAX_ENTRIES: usize = 1 << 20;
+
+/// Counts tokens; holds a per-thread cache of pre-token counts, so create one per worker thread.
+pub struct Counter {
+    backend: Backend,
+    special_tokens: bool,
+    cache: FxHashMap<Box<[u8]>, u32>,
+}
+
+impl Counter {
+    /// The exact number of tokens in `text`.
+    pub fn count(&mut self, text: &str) -> Result<u64, Error> {
+        match &self.backend {
+            Backend::Tiktoken(t) => {
+                let mut total = 0u64;
+                let cache = &mut self.cache;
+                t.for_each_segment(text, self.special_tokens, |segment| match segment {
+                    Segment::Special(_) => total += 1,
+                    Segment::Ordinary(text) => {
+                        t.pretokenizer.for_each(text, |piece| total += count_piece(t, cache, piece.as_bytes()))
+                    }
+                });
+                Ok(total)
+            }
+            Backend::HuggingFace(tk) => tk
+                .encode_fast(text, false)
+                .map(|e| e.len() as u64)
+                .map_err(|e| Error::Tokenizer(e.to_string())),
+        }
+    }
+}
+
+#[inline]
+fn count_piece(t: &Tiktoken, cache: &mut FxHashMap<Box<[u8]>, u32>, piece: &[u8]) -> u64 {
+    if t.ranks.get(piece).is_some() {
+        return 1;
+    }
+    if piece.len() > CACHED_PIECE_MAX_LEN {
+        return bpe::merge_boundaries(&t.ranks, piece).len() as u64 - 1;
+    }
+    if let Some(&n) = cache.get(piece) {
+        return n as u64;
+    }
+    let n = bpe::merge_boundaries(&t.ranks, piece).len() as u32 - 1;
+    if cache.len() >= CACHE_MAX_ENTRIES {
+        cache.clear();
+    }
+    cache.insert(piece.into(), n);
+    n as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_known_strings() {
+        let enc = Encoding::load("cl100k_base").unwrap();
+        let mut counter = enc.counter(false);
+        assert_eq!(enc.encode("hello world", false).unwrap(), vec![15339, 1917]);
+        assert_eq!(counter.count("hello world").unwrap(), 2);
+        assert_eq!(counter.count("").unwrap(), 0);
+        // Text that looks like a special token is ordinary text unless asked otherwise.
+        assert!(counter.count("<|endoftext|>").unwrap() > 1);
+        assert_eq!(enc.counter(true).count("a<|endoftext|>b").unwrap(), 3);
+        assert_eq!(enc.encode("<|endoftext|>", true).unwrap(), vec![100257]);
+    }
+
+    #[test]
+    fn encode_decode_round_trip_and_count_agree() {
+        for name in BUILTIN_ENCODINGS {
+            let enc = Encoding::load(name).unwrap();
+            let mut counter = enc.counter(false);
+            for text in ["Hello,  wörld!\r\n\n深度学习 👩‍👩‍👧", &"a".repeat(5000), &" ".repeat(3000)] {
+                let ids = enc.encode(text, false).unwrap();
+                assert_eq!(enc.decode_bytes(&ids).unwrap(), text.as_bytes());
+                assert_eq!(counter.count(text).unwrap(), ids.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_clear_errors() {
+        let err = Encoding::load("cl100k").unwrap_err().to_string();
+        assert!(err.contains("unknown encoding"), "{err}");
+        assert!(matches!(Encoding::load("/nonexistent/tokenizer.json"), Err(Error::NotFound(_))));
+    }
+}
