@@ -5,11 +5,14 @@
 //! tokens exactly, and each job ([`count`], ...) is a kernel run by the pipeline. The Python bindings
 //! live in `python.rs` alone.
 
+pub mod audit;
 pub mod count;
+pub mod dedup;
 pub mod error;
 pub mod pipeline;
 pub mod reader;
 pub mod record;
+pub mod stats;
 pub mod tokenizer;
 
 #[cfg(feature = "python")]

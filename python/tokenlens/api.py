@@ -1,0 +1,130 @@
+"""The typed Python API: thin wrappers that turn engine results into dataclasses and polars frames."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import polars as pl
+
+from tokenlens import _core
+from tokenlens._core import Encoding, Progress
+
+PathLike = str | os.PathLike[str]
+
+#: Lines longer than this are reported as `line_too_long` instead of being read into memory.
+DEFAULT_MAX_LINE_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Counts for one file or all of them; always `lines == records + blank + invalid`."""
+
+    lines: int
+    records: int
+    blank: int
+    invalid: int
+    tokens: int
+    text_bytes: int
+    input_bytes: int
+    problems_by_code: dict[str, int]
+
+    @property
+    def bytes_per_token(self) -> float | None:
+        return self.text_bytes / self.tokens if self.tokens else None
+
+    @classmethod
+    def _from_core(cls, d: dict[str, Any]) -> Self:
+        return cls(**{f: d[f] for f in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class FileTotals(Totals):
+    name: str = ""
+    compression: str | None = None
+    #: Why the file could not be read to its end (missing, unreadable, truncated stream).
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    file: str
+    line: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CountResult:
+    encoding: str
+    files: list[FileTotals]
+    total: Totals
+    #: The first problem lines (up to 10,000), in input order; `total.problems_by_code` counts all.
+    problems: list[LineProblem]
+    #: One row per line: file, line, offset, tokens, text_bytes, status, error.
+    lines: pl.DataFrame = field(repr=False)
+
+
+def _encoding(encoding: str | Encoding) -> Encoding:
+    return encoding if isinstance(encoding, Encoding) else Encoding(str(encoding))
+
+
+def _paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    return [os.fspath(p) for p in paths]
+
+
+def count_file(
+    paths: PathLike | Sequence[PathLike],
+    encoding: str | Encoding = "cl100k_base",
+    field: str | None = None,
+    *,
+    special_tokens: bool = False,
+    threads: int | None = None,
+    keep_lines: bool = True,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    progress: Progress | None = None,
+    missing_ok: bool = False,
+) -> CountResult:
+    """Counts the tokens of every line of one or more JSONL files (plain, .gz, .zst; `-` is stdin).
+
+    `field` picks the text (a key or dotted path); by default chat records count their message
+    contents, else `text`, else `prompt` and `completion`. A missing file raises `FileNotFoundError`
+    unless `missing_ok`, in which case it is reported in its `FileTotals.error`.
+    """
+    names = _paths(paths)
+    if not missing_ok:
+        for name in names:
+            if name != "-" and not os.path.exists(name):
+                raise FileNotFoundError(2, "No such file", name)
+    raw = _core.count_files(
+        names,
+        _encoding(encoding),
+        field=field,
+        special_tokens=special_tokens,
+        threads=threads,
+        keep_lines=keep_lines,
+        max_line_bytes=max_line_bytes,
+        progress=progress,
+    )
+    files = [FileTotals._from_core(f) for f in raw["files"]]
+    problems = [LineProblem(names[f], line, code, msg) for f, line, code, msg in raw["problems"]]
+    columns = raw["lines"]
+    lines = pl.DataFrame(
+        {
+            "file": pl.Series([names[i] for i in columns["file"]], dtype=pl.String),
+            "line": pl.Series(columns["line"], dtype=pl.UInt64),
+            "offset": pl.Series(columns["offset"], dtype=pl.UInt64),
+            "tokens": pl.Series(columns["tokens"], dtype=pl.UInt64),
+            "text_bytes": pl.Series(columns["text_bytes"], dtype=pl.UInt64),
+            "status": pl.Series(columns["status"], dtype=pl.String),
+            "error": pl.Series(columns["error"], dtype=pl.String),
+        }
+    )
+    return CountResult(raw["encoding"], files, Totals._from_core(raw["total"]), problems, lines)

@@ -1,0 +1,37 @@
+"""Writing outputs safely: to a temporary file beside the destination, then an atomic rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+
+@contextmanager
+def atomic_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
+    """Opens a temporary file in `path`'s directory; renames it onto `path` only if the block succeeds,
+    so a failure or Ctrl-C never leaves a partial file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path: str, document: Any) -> None:
+    """Writes `document` as JSON to `path`, or to stdout for `-`."""
+    if path == "-":
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    with atomic_output(path) as f:
+        json.dump(document, f, indent=2)
+        f.write("\n")
