@@ -172,7 +172,12 @@ pub struct AuditOptions {
 
 impl Default for AuditOptions {
     fn default() -> AuditOptions {
-        AuditOptions { format: None, text_field: vec!["text".to_string()], context_limit: None, label_field: None }
+        AuditOptions {
+            format: None,
+            text_field: vec!["text".to_string()],
+            context_limit: None,
+            label_field: None,
+        }
     }
 }
 
@@ -228,7 +233,11 @@ impl RecordAudit {
 }
 
 /// Validates `record` and counts its tokens (see [`RecordAudit`]).
-pub fn audit_record(record: &Map<String, Value>, options: &AuditOptions, counter: &mut Counter) -> RecordAudit {
+pub fn audit_record(
+    record: &Map<String, Value>,
+    options: &AuditOptions,
+    counter: &mut Counter,
+) -> RecordAudit {
     let format = options.format.unwrap_or_else(|| Format::detect(record));
     let mut audit = RecordAudit {
         format,
@@ -262,7 +271,10 @@ pub fn audit_record(record: &Map<String, Value>, options: &AuditOptions, counter
     if let Some(limit) = options.context_limit.filter(|&limit| audit.total_tokens > limit) {
         audit.warnings.push(Problem::new(
             codes::TOO_LONG,
-            format!("{} tokens, over the context limit of {limit}: the example would be truncated", audit.total_tokens),
+            format!(
+                "{} tokens, over the context limit of {limit}: the example would be truncated",
+                audit.total_tokens
+            ),
         ));
     }
     if let Some(message) = tally.special {
@@ -353,7 +365,11 @@ fn audit_preference(record: &Map<String, Value>, tally: &mut Tally, audit: &mut 
     let input = match record.get("input") {
         Some(Value::Object(input)) => Some(input),
         Some(other) => {
-            error(errors, codes::INVALID_PREFERENCE, format!("\"input\" is {}, not an object", json_type(other)));
+            error(
+                errors,
+                codes::INVALID_PREFERENCE,
+                format!("\"input\" is {}, not an object", json_type(other)),
+            );
             None
         }
         None => {
@@ -399,7 +415,8 @@ fn audit_preference(record: &Map<String, Value>, tally: &mut Tally, audit: &mut 
             }
         };
         if output.len() != 1 {
-            let message = format!("\"{key}\" has {} messages; expected exactly one assistant message", output.len());
+            let message =
+                format!("\"{key}\" has {} messages; expected exactly one assistant message", output.len());
             error(errors, codes::INVALID_PREFERENCE, message);
         }
         for (index, message) in output.iter().enumerate() {
@@ -418,7 +435,9 @@ fn audit_preference(record: &Map<String, Value>, tally: &mut Tally, audit: &mut 
     calls.require_definitions(definitions, "input.", errors);
 
     let mut any_message = false;
-    for (list, messages, trained) in [("input.messages", input_messages, false), ("preferred_output", preferred, true)] {
+    for (list, messages, trained) in
+        [("input.messages", input_messages, false), ("preferred_output", preferred, true)]
+    {
         for (index, message) in messages.unwrap_or_default().iter().enumerate() {
             let n = count_message(tally, message, At { list, index });
             audit.total_tokens += n.tokens;
@@ -515,10 +534,14 @@ struct Calls<'v> {
 
 impl Calls<'_> {
     fn require_definitions(&self, definitions: Definitions, prefix: &str, errors: &mut Vec<Problem>) {
-        let needs = [(self.first_tool_calls, definitions.tools, "tools"), (self.first_function_call, definitions.functions, "functions")];
+        let needs = [
+            (self.first_tool_calls, definitions.tools, "tools"),
+            (self.first_function_call, definitions.functions, "functions"),
+        ];
         for (first, defined, key) in needs {
             if let Some(at) = first.filter(|_| !defined) {
-                let message = format!("{at} calls a function but the record has no \"{prefix}{key}\" definitions");
+                let message =
+                    format!("{at} calls a function but the record has no \"{prefix}{key}\" definitions");
                 error(errors, codes::TOOL_CALL_WITHOUT_TOOLS, message);
             }
         }
@@ -538,7 +561,11 @@ fn check_message<'v>(message: &'v Value, at: At, calls: &mut Calls<'v>, errors: 
             None
         }
         Some(other) => {
-            error(errors, codes::UNRECOGNIZED_ROLE, format!("{at} \"role\" is {}, not a string", json_type(other)));
+            error(
+                errors,
+                codes::UNRECOGNIZED_ROLE,
+                format!("{at} \"role\" is {}, not a string", json_type(other)),
+            );
             None
         }
         None => {
@@ -549,15 +576,20 @@ fn check_message<'v>(message: &'v Value, at: At, calls: &mut Calls<'v>, errors: 
     let unknown: Vec<String> =
         m.keys().filter(|key| !MESSAGE_KEYS.contains(&key.as_str())).map(|key| format!("{key:?}")).collect();
     if !unknown.is_empty() {
-        let message =
-            format!("{at} has unrecognized keys {}; allowed: {}", unknown.join(", "), MESSAGE_KEYS.join(", "));
+        let message = format!(
+            "{at} has unrecognized keys {}; allowed: {}",
+            unknown.join(", "),
+            MESSAGE_KEYS.join(", ")
+        );
         error(errors, codes::MESSAGE_UNRECOGNIZED_KEY, message);
     }
     let assistant = role == Some("assistant");
 
     match m.get("name") {
         Some(Value::String(name)) if !name.is_empty() => {}
-        Some(other) => error(errors, codes::INVALID_NAME, format!("{at} \"name\" {other} is not a non-empty string")),
+        Some(other) => {
+            error(errors, codes::INVALID_NAME, format!("{at} \"name\" {other} is not a non-empty string"))
+        }
         None if role == Some("function") => {
             error(errors, codes::MESSAGE_MISSING_KEY, format!("{at} (function) has no \"name\""));
         }
@@ -613,7 +645,8 @@ fn check_message<'v>(message: &'v Value, at: At, calls: &mut Calls<'v>, errors: 
         match m.get("tool_call_id") {
             Some(Value::String(id)) if calls.ids.contains(&id.as_str()) => {}
             Some(Value::String(id)) => {
-                let message = format!("{at} answers tool call {id:?}, which no earlier assistant message made");
+                let message =
+                    format!("{at} answers tool call {id:?}, which no earlier assistant message made");
                 error(errors, codes::INVALID_TOOL_CALL, message);
             }
             Some(other) => {
@@ -647,7 +680,8 @@ fn check_message<'v>(message: &'v Value, at: At, calls: &mut Calls<'v>, errors: 
             }
         }
         Some(other) => {
-            let allowed = if role == Some("user") { "a string or a list of content parts" } else { "a string" };
+            let allowed =
+                if role == Some("user") { "a string or a list of content parts" } else { "a string" };
             let message = format!("{at} content is {}; expected {allowed}", json_type(other));
             error(errors, codes::CONTENT_NOT_STRING, message);
         }
@@ -737,7 +771,8 @@ fn check_definitions(container: &Map<String, Value>, prefix: &str, errors: &mut 
             }
         };
         for (i, definition) in list.iter().enumerate() {
-            let defect = if key == "tools" { tool_defect(definition) } else { function_definition_defect(definition) };
+            let defect =
+                if key == "tools" { tool_defect(definition) } else { function_definition_defect(definition) };
             if let Some(defect) = defect {
                 error(errors, codes::INVALID_TOOLS, format!("{prefix}{key}[{i}] {defect}"));
             }
@@ -780,13 +815,16 @@ fn function_definition_defect(function: &Value) -> Option<String> {
     }
     match (f.get("description"), f.get("parameters")) {
         (Some(d), _) if !d.is_string() => Some(format!("\"description\" is {}, not a string", json_type(d))),
-        (_, Some(p)) if !p.is_object() => Some(format!("\"parameters\" is {}, not a JSON Schema object", json_type(p))),
+        (_, Some(p)) if !p.is_object() => {
+            Some(format!("\"parameters\" is {}, not a JSON Schema object", json_type(p)))
+        }
         _ => None,
     }
 }
 
 fn is_function_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Counts texts, keeping the first tokenizer failure and the first special-token-like text.
@@ -839,7 +877,9 @@ fn count_message(tally: &mut Tally, message: &Value, at: At) -> MessageTokens {
         match (key.as_str(), value) {
             ("content", content) => {
                 let mut tokens = 0;
-                for_each_content_text(content, &mut |text| tokens += tally.count(text, || format!("{at}.content")));
+                for_each_content_text(content, &mut |text| {
+                    tokens += tally.count(text, || format!("{at}.content"))
+                });
                 n.tokens += tokens;
                 n.content += tokens;
             }
@@ -851,10 +891,13 @@ fn count_message(tally: &mut Tally, message: &Value, at: At) -> MessageTokens {
             }
             ("tool_calls", Value::Array(list)) => {
                 for (j, call) in list.iter().enumerate() {
-                    n.tokens += count_call(tally, call.get("function"), &|| format!("{at}.tool_calls[{j}].function"));
+                    n.tokens +=
+                        count_call(tally, call.get("function"), &|| format!("{at}.tool_calls[{j}].function"));
                 }
             }
-            ("function_call", call) => n.tokens += count_call(tally, Some(call), &|| format!("{at}.function_call")),
+            ("function_call", call) => {
+                n.tokens += count_call(tally, Some(call), &|| format!("{at}.function_call"))
+            }
             _ => {}
         }
     }
@@ -927,7 +970,9 @@ mod tests {
     }
 
     fn preference(input: &str, preferred: &str, non_preferred: &str) -> String {
-        format!(r#"{{"input": {input}, "preferred_output": {preferred}, "non_preferred_output": {non_preferred}}}"#)
+        format!(
+            r#"{{"input": {input}, "preferred_output": {preferred}, "non_preferred_output": {non_preferred}}}"#
+        )
     }
 
     fn codes_of(problems: &[Problem]) -> Vec<&'static str> {
@@ -938,7 +983,11 @@ mod tests {
     fn check_rule(code: &str, bad: &[String], good: &[String]) {
         for line in bad {
             let audit = audit(line);
-            assert!(codes_of(&audit.errors).contains(&code), "{code} not reported for {line}: {:?}", audit.errors);
+            assert!(
+                codes_of(&audit.errors).contains(&code),
+                "{code} not reported for {line}: {:?}",
+                audit.errors
+            );
             assert!(!audit.is_valid());
         }
         for line in good {
@@ -953,9 +1002,11 @@ mod tests {
 
     #[test]
     fn data_type() {
-        check_rule(codes::DATA_TYPE, &[chat(&[SYSTEM, "\"hi\"", ASSISTANT], ""), chat(&[USER, "[]", ASSISTANT], "")], &[
-            chat(&[SYSTEM, USER, ASSISTANT], ""),
-        ]);
+        check_rule(
+            codes::DATA_TYPE,
+            &[chat(&[SYSTEM, "\"hi\"", ASSISTANT], ""), chat(&[USER, "[]", ASSISTANT], "")],
+            &[chat(&[SYSTEM, USER, ASSISTANT], "")],
+        );
         let a = audit(&chat(&[USER, "3", ASSISTANT], ""));
         assert_eq!(a.errors[0].message, "messages[1] is a number, not an object");
     }
@@ -990,10 +1041,14 @@ mod tests {
     #[test]
     fn message_unrecognized_key() {
         let bad = [chat(&[r#"{"role": "user", "content": "u", "extra": 1, "meta": {}}"#, ASSISTANT], "")];
-        let every_key = r#"{"role": "assistant", "name": "bot", "content": "a", "weight": 1, "refusal": null}"#;
+        let every_key =
+            r#"{"role": "assistant", "name": "bot", "content": "a", "weight": 1, "refusal": null}"#;
         check_rule(codes::MESSAGE_UNRECOGNIZED_KEY, &bad, &[chat(&[USER, every_key], "")]);
         let message = &audit(&bad[0]).errors[0].message;
-        assert!(message.starts_with(r#"messages[0] has unrecognized keys "extra", "meta"; allowed: role"#), "{message}");
+        assert!(
+            message.starts_with(r#"messages[0] has unrecognized keys "extra", "meta"; allowed: role"#),
+            "{message}"
+        );
     }
 
     #[test]
@@ -1015,7 +1070,10 @@ mod tests {
             chat(&[r#"{"role": "user", "content": []}"#, ASSISTANT], ""),
             chat(&[USER, r#"{"role": "assistant", "content": null}"#], ""),
         ];
-        let good = [tool_chat(CALL, &format!(r#", "tools": {TOOLS}"#)), chat(&[r#"{"role": "user", "content": " "}"#, ASSISTANT], "")];
+        let good = [
+            tool_chat(CALL, &format!(r#", "tools": {TOOLS}"#)),
+            chat(&[r#"{"role": "user", "content": " "}"#, ASSISTANT], ""),
+        ];
         check_rule(codes::MISSING_CONTENT, &bad, &good);
     }
 
@@ -1029,7 +1087,10 @@ mod tests {
             chat(&[USER, r#"{"role": "assistant", "content": "a", "refusal": 3}"#], ""),
         ];
         let parts = r#"{"role": "user", "content": [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}"#;
-        let good = [chat(&[parts, ASSISTANT], ""), chat(&[USER, r#"{"role": "assistant", "content": "a", "refusal": "no"}"#], "")];
+        let good = [
+            chat(&[parts, ASSISTANT], ""),
+            chat(&[USER, r#"{"role": "assistant", "content": "a", "refusal": "no"}"#], ""),
+        ];
         check_rule(codes::CONTENT_NOT_STRING, &bad, &good);
     }
 
@@ -1044,7 +1105,8 @@ mod tests {
             r#"[{"text": "no type"}]"#,
         ]
         .map(|parts| chat(&[&format!(r#"{{"role": "user", "content": {parts}}}"#), ASSISTANT], ""));
-        let good = [chat(&[r#"{"role": "user", "content": [{"type": "text", "text": "t"}]}"#, ASSISTANT], "")];
+        let good =
+            [chat(&[r#"{"role": "user", "content": [{"type": "text", "text": "t"}]}"#, ASSISTANT], "")];
         check_rule(codes::INVALID_CONTENT_PART, &bad, &good);
         assert_eq!(audit(&bad[2]).errors[0].message, "messages[0].content[0] has no \"text\"");
     }
@@ -1055,12 +1117,20 @@ mod tests {
             chat(&[r#"{"role": "user", "name": 5, "content": "u"}"#, ASSISTANT], ""),
             chat(&[r#"{"role": "user", "name": "", "content": "u"}"#, ASSISTANT], ""),
         ];
-        check_rule(codes::INVALID_NAME, &bad, &[chat(&[r#"{"role": "user", "name": "ann", "content": "u"}"#, ASSISTANT], "")]);
+        check_rule(
+            codes::INVALID_NAME,
+            &bad,
+            &[chat(&[r#"{"role": "user", "name": "ann", "content": "u"}"#, ASSISTANT], "")],
+        );
     }
 
     #[test]
     fn example_missing_assistant_message() {
-        check_rule(codes::EXAMPLE_MISSING_ASSISTANT_MESSAGE, &[chat(&[SYSTEM, USER], "")], &[chat(&[SYSTEM, USER, ASSISTANT], "")]);
+        check_rule(
+            codes::EXAMPLE_MISSING_ASSISTANT_MESSAGE,
+            &[chat(&[SYSTEM, USER], "")],
+            &[chat(&[SYSTEM, USER, ASSISTANT], "")],
+        );
     }
 
     #[test]
@@ -1094,23 +1164,43 @@ mod tests {
         let bad = [
             with_tools(r#""not an object""#),
             with_tools(r#"{"type": "function", "function": {"name": "get_weather", "arguments": "{}"}}"#),
-            with_tools(r#"{"id": "call_1", "type": "code", "function": {"name": "get_weather", "arguments": "{}"}}"#),
+            with_tools(
+                r#"{"id": "call_1", "type": "code", "function": {"name": "get_weather", "arguments": "{}"}}"#,
+            ),
             with_tools(r#"{"id": "call_1", "function": {"name": "get_weather", "arguments": "{}"}}"#),
             with_tools(r#"{"id": "call_1", "type": "function"}"#),
             with_tools(r#"{"id": "call_1", "type": "function", "function": {"arguments": "{}"}}"#),
-            with_tools(r#"{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": {}}}"#),
-            with_tools(r#"{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{oops"}}"#),
+            with_tools(
+                r#"{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": {}}}"#,
+            ),
+            with_tools(
+                r#"{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{oops"}}"#,
+            ),
             // The tool message answers call_1, which was never made.
             with_tools(&CALL.replace("call_1", "call_2")),
             chat(&[USER, r#"{"role": "assistant", "tool_calls": "get_weather"}"#, ASSISTANT], &tools),
             chat(&[USER, r#"{"role": "assistant", "tool_calls": []}"#, ASSISTANT], &tools),
-            chat(&[&format!(r#"{{"role": "user", "content": "u", "tool_calls": [{CALL}]}}"#), ASSISTANT], &tools),
-            chat(&[USER, r#"{"role": "assistant", "function_call": {"name": "f", "arguments": 1}}"#], r#", "functions": [{"name": "f"}]"#),
+            chat(
+                &[&format!(r#"{{"role": "user", "content": "u", "tool_calls": [{CALL}]}}"#), ASSISTANT],
+                &tools,
+            ),
+            chat(
+                &[USER, r#"{"role": "assistant", "function_call": {"name": "f", "arguments": 1}}"#],
+                r#", "functions": [{"name": "f"}]"#,
+            ),
             chat(&[USER, r#"{"role": "tool", "tool_call_id": 7, "content": "x"}"#, ASSISTANT], ""),
         ];
         let good = [
             with_tools(CALL),
-            chat(&[USER, r#"{"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": "{}"}}"#, r#"{"role": "function", "name": "f", "content": "1"}"#, ASSISTANT], r#", "functions": [{"name": "f"}]"#),
+            chat(
+                &[
+                    USER,
+                    r#"{"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": "{}"}}"#,
+                    r#"{"role": "function", "name": "f", "content": "1"}"#,
+                    ASSISTANT,
+                ],
+                r#", "functions": [{"name": "f"}]"#,
+            ),
             // A null tool_calls is no tool call.
             chat(&[USER, r#"{"role": "assistant", "content": "a", "tool_calls": null}"#], ""),
         ];
@@ -1124,14 +1214,18 @@ mod tests {
 
     #[test]
     fn tool_call_without_tools() {
-        let function_call = r#"{"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": "{}"}}"#;
+        let function_call =
+            r#"{"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": "{}"}}"#;
         let bad = [
             tool_chat(CALL, ""),
             tool_chat(CALL, r#", "tools": []"#),
             tool_chat(CALL, r#", "functions": [{"name": "get_weather"}]"#),
             chat(&[USER, function_call, ASSISTANT], ""),
         ];
-        let good = [tool_chat(CALL, &format!(r#", "tools": {TOOLS}"#)), chat(&[USER, function_call, ASSISTANT], r#", "functions": [{"name": "f"}]"#)];
+        let good = [
+            tool_chat(CALL, &format!(r#", "tools": {TOOLS}"#)),
+            chat(&[USER, function_call, ASSISTANT], r#", "functions": [{"name": "f"}]"#),
+        ];
         check_rule(codes::TOOL_CALL_WITHOUT_TOOLS, &bad, &good);
         assert_eq!(
             audit(&bad[0]).errors[0].message,
@@ -1160,7 +1254,10 @@ mod tests {
             chat(&[USER, ASSISTANT], r#", "tools": [], "functions": [{"name": "f-1_x", "parameters": {}}]"#),
         ];
         check_rule(codes::INVALID_TOOLS, &bad, &good);
-        assert_eq!(audit(&bad[6]).errors[0].message, "tools[0] function name \"get weather\" is not 1 to 64 letters, digits, underscores or dashes");
+        assert_eq!(
+            audit(&bad[6]).errors[0].message,
+            "tools[0] function name \"get weather\" is not 1 to 64 letters, digits, underscores or dashes"
+        );
     }
 
     #[test]
@@ -1180,13 +1277,19 @@ mod tests {
             format!(r#"{{"input": {input}, "preferred_output": {yes}}}"#),
         ];
         check_rule(codes::INVALID_PREFERENCE, &bad, &[preference(&input, &yes, &no)]);
-        assert_eq!(audit(&bad[6]).errors[0].message, "non_preferred_output[0] has role \"user\"; an output must be an assistant message");
+        assert_eq!(
+            audit(&bad[6]).errors[0].message,
+            "non_preferred_output[0] has role \"user\"; an output must be an assistant message"
+        );
         // Messages inside a preference record follow the chat rules.
         let a = audit(&preference(r#"{"messages": [{"role": "bot", "content": "x"}]}"#, &yes, &no));
         assert_eq!(codes_of(&a.errors), [codes::UNRECOGNIZED_ROLE]);
         assert!(a.errors[0].message.starts_with("input.messages[0] has role \"bot\""));
         let calls = format!(r#"[{{"role": "assistant", "content": null, "tool_calls": [{CALL}]}}]"#);
-        assert_eq!(codes_of(&audit(&preference(&input, &calls, &no)).errors), [codes::TOOL_CALL_WITHOUT_TOOLS]);
+        assert_eq!(
+            codes_of(&audit(&preference(&input, &calls, &no)).errors),
+            [codes::TOOL_CALL_WITHOUT_TOOLS]
+        );
         let with_tools = format!(r#"{{"messages": [{USER}], "tools": {TOOLS}}}"#);
         assert!(audit(&preference(&with_tools, &calls, &no)).is_valid());
     }
@@ -1200,20 +1303,32 @@ mod tests {
         );
         check_rule(
             codes::FIELD_NOT_STRING,
-            &[r#"{"prompt": 1, "completion": "c"}"#, r#"{"prompt": "p", "completion": ["c"]}"#, r#"{"text": 5}"#].map(msg),
+            &[
+                r#"{"prompt": 1, "completion": "c"}"#,
+                r#"{"prompt": "p", "completion": ["c"]}"#,
+                r#"{"text": 5}"#,
+            ]
+            .map(msg),
             &[r#"{"prompt": "", "completion": "c"}"#, r#"{"text": ""}"#].map(msg),
         );
         let options = AuditOptions { text_field: parse_path("meta.body"), ..AuditOptions::default() };
         assert!(audit_with(r#"{"meta": {"body": "hello world"}}"#, &options).is_valid());
         let a = audit_with(r#"{"meta": {"text": "hello world"}}"#, &options);
-        assert_eq!((a.errors[0].code, a.errors[0].message.as_str()), (codes::FIELD_MISSING, "no field \"meta.body\""));
+        assert_eq!(
+            (a.errors[0].code, a.errors[0].message.as_str()),
+            (codes::FIELD_MISSING, "no field \"meta.body\"")
+        );
     }
 
     fn check_warning(code: &str, options: &AuditOptions, bad: &[String], good: &[String]) {
         for line in bad {
             let audit = audit_with(line, options);
             assert!(audit.is_valid(), "{line}: {:?}", audit.errors);
-            assert!(codes_of(&audit.warnings).contains(&code), "{code} not reported for {line}: {:?}", audit.warnings);
+            assert!(
+                codes_of(&audit.warnings).contains(&code),
+                "{code} not reported for {line}: {:?}",
+                audit.warnings
+            );
         }
         for line in good {
             let audit = audit_with(line, options);
@@ -1235,7 +1350,10 @@ mod tests {
         check_warning(
             codes::NO_USER_MESSAGE,
             &options,
-            &[chat(&[SYSTEM, ASSISTANT], ""), preference(&format!(r#"{{"messages": [{SYSTEM}]}}"#), &yes, &yes)],
+            &[
+                chat(&[SYSTEM, ASSISTANT], ""),
+                preference(&format!(r#"{{"messages": [{SYSTEM}]}}"#), &yes, &yes),
+            ],
             &[preference(&format!(r#"{{"messages": [{SYSTEM}, {USER}]}}"#), &yes, &yes)],
         );
     }
@@ -1245,10 +1363,13 @@ mod tests {
         let line = chat(&[SYSTEM, USER, ASSISTANT], "");
         let total = audit(&line).total_tokens;
         let limit = |limit| AuditOptions { context_limit: Some(limit), ..AuditOptions::default() };
-        check_warning(codes::TOO_LONG, &limit(total - 1), &[line.clone()], &[]);
-        check_warning(codes::TOO_LONG, &limit(total), &[], &[line.clone()]);
+        check_warning(codes::TOO_LONG, &limit(total - 1), std::slice::from_ref(&line), &[]);
+        check_warning(codes::TOO_LONG, &limit(total), &[], std::slice::from_ref(&line));
         let a = audit_with(r#"{"text": "hello world"}"#, &limit(1));
-        assert_eq!(a.warnings[0].message, "2 tokens, over the context limit of 1: the example would be truncated");
+        assert_eq!(
+            a.warnings[0].message,
+            "2 tokens, over the context limit of 1: the example would be truncated"
+        );
     }
 
     #[test]
@@ -1256,7 +1377,14 @@ mod tests {
         let options = AuditOptions::default();
         let bad = [
             chat(&[SYSTEM, USER, r#"{"role": "assistant", "content": "Paris<|endoftext|>"}"#], ""),
-            chat(&[SYSTEM, r#"{"role": "user", "content": [{"type": "text", "text": "<|im_start|>user"}]}"#, ASSISTANT], ""),
+            chat(
+                &[
+                    SYSTEM,
+                    r#"{"role": "user", "content": [{"type": "text", "text": "<|im_start|>user"}]}"#,
+                    ASSISTANT,
+                ],
+                "",
+            ),
             r#"{"prompt": "p", "completion": "c <|eot_id|>"}"#.to_string(),
             r#"{"text": "<|reserved_special_token_0|>"}"#.to_string(),
         ];
@@ -1349,7 +1477,10 @@ mod tests {
         // cl100k_base: "system", "user", "assistant", "Hi", "hello world" (2), "Paris" are known counts.
         let mut counter = counter();
         let dataset = [
-            (r#"{"messages": [{"role": "user", "content": "hello world"}, {"role": "assistant", "content": "hello world"}]}"#, 15),
+            (
+                r#"{"messages": [{"role": "user", "content": "hello world"}, {"role": "assistant", "content": "hello world"}]}"#,
+                15,
+            ),
             (
                 r#"{"messages": [{"role": "system", "content": "Hi"}, {"role": "user", "name": "ann", "content": "hello world"}, {"role": "assistant", "content": "Paris"}]}"#,
                 // (3 + 1 + 1) + (3 + 1 + 1 + 1 + 2) + (3 + 1 + 1) + 3
@@ -1383,7 +1514,8 @@ mod tests {
         let a = audit(&line);
         let right = 3 + c.count("assistant").unwrap() + c.count("right answer").unwrap();
         assert_eq!(a.trainable_tokens, right);
-        let contents = ["You are terse.", "Capital of France?", "wrong answer", "Capital of France?", "right answer"];
+        let contents =
+            ["You are terse.", "Capital of France?", "wrong answer", "Capital of France?", "right answer"];
         assert_eq!(a.content_tokens, contents.iter().map(|t| c.count(t).unwrap()).sum::<u64>());
         assert_eq!(a.label.as_deref(), Some("right answer"));
         assert_eq!((a.prompt_tokens, a.completion_tokens), (0, 0));
@@ -1421,7 +1553,10 @@ mod tests {
         assert!(a.is_valid() && a.warnings.is_empty(), "{a:?}");
         let preferred = 3 + n("assistant") + n("Paris");
         let input = 3 + n("system") + n("You are terse.") + 3 + n("user") + n("Capital of France?");
-        assert_eq!((a.format, a.total_tokens, a.trainable_tokens, a.n_messages), (Format::Preference, input + preferred + 3, preferred, 3));
+        assert_eq!(
+            (a.format, a.total_tokens, a.trainable_tokens, a.n_messages),
+            (Format::Preference, input + preferred + 3, preferred, 3)
+        );
         assert_eq!(a.label.as_deref(), Some("Paris"));
     }
 
@@ -1434,23 +1569,36 @@ mod tests {
         let a = audit(r#"{"prompt": "hello world", "completion": 3}"#);
         assert_eq!((a.total_tokens, a.errors.len(), a.label), (2, 1, None));
         let a = audit(r#"{"text": "hello world"}"#);
-        assert_eq!((a.format, a.total_tokens, a.trainable_tokens, a.content_tokens, a.label), (Format::Text, 2, 2, 2, None));
+        assert_eq!(
+            (a.format, a.total_tokens, a.trainable_tokens, a.content_tokens, a.label),
+            (Format::Text, 2, 2, 2, None)
+        );
     }
 
     #[test]
     fn invalid_chat_records_are_still_counted() {
         let mut c = counter();
-        let line = chat(&[r#"{"role": "bot", "content": "hello world"}"#, "7", r#"{"role": "assistant", "content": 5}"#], "");
+        let line = chat(
+            &[r#"{"role": "bot", "content": "hello world"}"#, "7", r#"{"role": "assistant", "content": 5}"#],
+            "",
+        );
         let a = audit(&line);
-        assert_eq!(codes_of(&a.errors), [codes::UNRECOGNIZED_ROLE, codes::DATA_TYPE, codes::CONTENT_NOT_STRING]);
-        let expected = (3 + c.count("bot").unwrap() + 2) + 0 + (3 + c.count("assistant").unwrap()) + 3;
+        assert_eq!(
+            codes_of(&a.errors),
+            [codes::UNRECOGNIZED_ROLE, codes::DATA_TYPE, codes::CONTENT_NOT_STRING]
+        );
+        // The message that is not an object counts 0.
+        let expected = (3 + c.count("bot").unwrap() + 2) + (3 + c.count("assistant").unwrap()) + 3;
         assert_eq!((a.total_tokens, a.n_messages, a.label), (expected, 3, None));
     }
 
     #[test]
     fn label_field_overrides_the_label() {
         let line = r#"{"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}], "metadata": {"label": "spam", "score": 3, "flag": true}}"#;
-        let label = |path: &str| audit_with(line, &AuditOptions { label_field: Some(parse_path(path)), ..AuditOptions::default() }).label;
+        let label = |path: &str| {
+            audit_with(line, &AuditOptions { label_field: Some(parse_path(path)), ..AuditOptions::default() })
+                .label
+        };
         assert_eq!(audit(line).label.as_deref(), Some("a"));
         assert_eq!(label("metadata.label").as_deref(), Some("spam"));
         assert_eq!(label("metadata.score").as_deref(), Some("3"));

@@ -4,13 +4,13 @@
 //! caller's `sink` sees the outputs in input order, so results never depend on the thread count.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
-use crossbeam_channel::{bounded, unbounded, RecvTimeoutError};
+use crossbeam_channel::{bounded, select, unbounded, RecvTimeoutError};
 
 use crate::error::Error;
 use crate::reader::{read_all, Compression, Item, LinesChunk, Progress, ReadOptions, Source};
@@ -71,31 +71,36 @@ pub fn run<K: Kernel>(
     }
     let (work_tx, work_rx) = bounded::<(u64, Item)>(window);
     let (done_tx, done_rx) = unbounded::<(u64, Event<K::Output>)>();
-    let stop = AtomicBool::new(false);
+    // Dropping `stop_tx` tells the workers to stop without waiting for more work.
+    let (stop_tx, stop_rx) = bounded::<()>(0);
+
+    // The reader is not joined: it may be blocked reading a pipe (stdin) when the run is interrupted.
+    // It ends by itself at its next read, when it finds the credit channel closed.
+    let reader_sources = sources.to_vec();
+    let read_options = options.read.clone();
+    let progress = options.progress.clone();
+    std::thread::spawn(move || {
+        let mut seq = 0u64;
+        read_all(&reader_sources, &read_options, &progress, |item| {
+            if credit_rx.recv().is_err() {
+                return false;
+            }
+            seq += 1;
+            work_tx.send((seq, item)).is_ok()
+        });
+    });
 
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut seq = 0u64;
-            read_all(sources, &options.read, &options.progress, |item| {
-                if stop.load(Ordering::Relaxed) || credit_rx.recv().is_err() {
-                    return false;
-                }
-                seq += 1;
-                work_tx.send((seq, item)).is_ok()
-            });
-            drop(work_tx);
-        });
         for _ in 0..threads {
-            let work_rx = work_rx.clone();
-            let done_tx = done_tx.clone();
-            let stop = &stop;
+            let (work_rx, stop_rx, done_tx) = (work_rx.clone(), stop_rx.clone(), done_tx.clone());
             let progress = &options.progress;
             scope.spawn(move || {
                 let mut worker = kernel.worker();
-                while let Ok((seq, item)) = work_rx.recv() {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
+                loop {
+                    let (seq, item) = select! {
+                        recv(work_rx) -> msg => match msg { Ok(m) => m, Err(_) => break },
+                        recv(stop_rx) -> _ => break,
+                    };
                     let event = match item {
                         Item::Lines(chunk) => {
                             let output = kernel.process(&mut worker, &chunk);
@@ -104,7 +109,9 @@ pub fn run<K: Kernel>(
                             Event::Lines { chunk, output }
                         }
                         Item::FileStart { file, compression } => Event::FileStart { file, compression },
-                        Item::LineTooLong { file, line, offset, len } => Event::LineTooLong { file, line, offset, len },
+                        Item::LineTooLong { file, line, offset, len } => {
+                            Event::LineTooLong { file, line, offset, len }
+                        }
                         Item::FileEnd { file, lines, bytes, error } => Event::FileEnd { file, lines, bytes, error },
                     };
                     if done_tx.send((seq, event)).is_err() {
@@ -117,10 +124,8 @@ pub fn run<K: Kernel>(
         drop(work_rx);
 
         let result = deliver_in_order(&done_rx, &credit_tx, options, &mut sink);
-        if result.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
-        // Unblock the reader and the workers so that the scope can end.
+        // Stop the workers and, at its next item, the reader.
+        drop(stop_tx);
         drop(credit_tx);
         drop(done_rx);
         result

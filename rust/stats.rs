@@ -195,7 +195,8 @@ impl LabelBalance {
         if !self.is_classification() {
             return None;
         }
-        let mut classes: Vec<(&str, u64)> = self.counts.iter().map(|(label, &n)| (label.as_str(), n)).collect();
+        let mut classes: Vec<(&str, u64)> =
+            self.counts.iter().map(|(label, &n)| (label.as_str(), n)).collect();
         classes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         Some(classes)
     }
@@ -261,7 +262,11 @@ pub struct Cost {
 
 impl Cost {
     pub fn new(billed_tokens_per_epoch: u64, epochs: u64) -> Cost {
-        Cost { epochs, billed_tokens_per_epoch, charged_tokens: billed_tokens_per_epoch.saturating_mul(epochs) }
+        Cost {
+            epochs,
+            billed_tokens_per_epoch,
+            charged_tokens: billed_tokens_per_epoch.saturating_mul(epochs),
+        }
     }
 
     /// `charged_tokens / 1e6 * usd_per_million_tokens`.
@@ -478,7 +483,10 @@ mod tests {
         let mut sorted = values.clone();
         sorted.sort_unstable();
         let s = whole.summary().unwrap();
-        assert_eq!((s.min, s.max, s.p5, s.p50, s.p95), (sorted[0], sorted[999], sorted[49], sorted[499], sorted[949]));
+        assert_eq!(
+            (s.min, s.max, s.p5, s.p50, s.p95),
+            (sorted[0], sorted[999], sorted[49], sorted[499], sorted[949])
+        );
         assert_eq!(s.sum, values.iter().sum::<u64>());
     }
 
@@ -590,7 +598,9 @@ mod tests {
         assert!((e.std_error - se).abs() < 1e-9);
         assert!((e.low - (600.0 - Z_95 * se)).abs() < 1e-9 && (e.high - (600.0 + Z_95 * se)).abs() < 1e-9);
         let usd = e.scale(3.0 * 8.0 / 1e6);
-        assert!((usd.value - 600.0 * 3.0 * 8.0 / 1e6).abs() < 1e-12 && (usd.high - e.high * 24e-6).abs() < 1e-12);
+        assert!(
+            (usd.value - 600.0 * 3.0 * 8.0 / 1e6).abs() < 1e-12 && (usd.high - e.high * 24e-6).abs() < 1e-12
+        );
         // The low end is never below what the sample holds.
         let e = estimate_total(&[0, 0, 1000], 4).unwrap();
         assert_eq!(e.low, 1000.0);
@@ -649,7 +659,11 @@ mod tests {
             let max_len = 1 + rng.below(if case % 3 == 0 { 10 } else { 4096 }) as u32;
             let spread = 1 + rng.below(u64::from(max_len) * 2);
             let lengths: Vec<u32> = (0..n).map(|_| rng.below(spread) as u32).collect();
-            assert_eq!(ffd_loads(&lengths, max_len), naive_ffd(&lengths, max_len), "case {case}: {lengths:?} / {max_len}");
+            assert_eq!(
+                ffd_loads(&lengths, max_len),
+                naive_ffd(&lengths, max_len),
+                "case {case}: {lengths:?} / {max_len}"
+            );
         }
     }
 

@@ -16,6 +16,8 @@ from tokenlens.output import write_json_atomic
 from tokenlens.progress import progress_line
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+#: The shell's code for a run stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 #: Problem lines printed by `count` before "... and N more".
 SHOWN_PROBLEMS = 20
 
@@ -121,6 +123,9 @@ def count(paths: tuple[str, ...], encoding: str, threads: int | None, max_line_b
                                 missing_ok=True)
     except (OSError, TokenlensError) as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        click.echo("tokenlens: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     _print_count(result, _report_stream(json_path))
     if json_path is not None:
         write_json_atomic(json_path, count_summary(result))
