@@ -13,18 +13,61 @@ from pathlib import Path
 
 OUT = Path(__file__).with_name("sample_chat.jsonl")
 SYSTEM = "You label the sentiment of product reviews as positive, negative or neutral."
-PRODUCTS = ["kettle", "headphones", "backpack", "desk lamp", "running shoes", "coffee grinder", "keyboard",
-            "tent", "blender", "e-reader", "water bottle", "office chair"]
-POSITIVE = ["works perfectly", "exceeded my expectations", "is worth every penny", "feels sturdy and well made",
-            "arrived early and works great", "is the best purchase I made this year"]
-NEGATIVE = ["broke after two days", "is much smaller than pictured", "stopped working after a week",
-            "smells of burnt plastic", "was missing parts", "is loud and flimsy"]
-NEUTRAL = ["does what it says", "is fine for the price", "is okay, nothing special",
-           "arrived on time", "looks like the photos"]
-OPENERS = ["I bought this {p} last month and it {x}.", "The {p} {x}.", "Honestly, this {p} {x}.",
-           "My partner got me the {p}; it {x}.", "Ordered the {p} for camping and it {x}."]
-EXTRAS = ["", " Delivery was quick.", " Would buy again?", " The box was damaged.", " Customer service replied fast.",
-          " 10/10 packaging.", " Ça marche très bien.", " 很好用。", " 👍"]
+PRODUCTS = [
+    "kettle",
+    "headphones",
+    "backpack",
+    "desk lamp",
+    "running shoes",
+    "coffee grinder",
+    "keyboard",
+    "tent",
+    "blender",
+    "e-reader",
+    "water bottle",
+    "office chair",
+]
+POSITIVE = [
+    "works perfectly",
+    "exceeded my expectations",
+    "is worth every penny",
+    "feels sturdy and well made",
+    "arrived early and works great",
+    "is the best purchase I made this year",
+]
+NEGATIVE = [
+    "broke after two days",
+    "is much smaller than pictured",
+    "stopped working after a week",
+    "smells of burnt plastic",
+    "was missing parts",
+    "is loud and flimsy",
+]
+NEUTRAL = [
+    "does what it says",
+    "is fine for the price",
+    "is okay, nothing special",
+    "arrived on time",
+    "looks like the photos",
+]
+OPENERS = [
+    "I bought this {p} last month and it {x}.",
+    "The {p} {x}.",
+    "Honestly, this {p} {x}.",
+    "My partner got me the {p}; it {x}.",
+    "Ordered the {p} for camping and it {x}.",
+]
+EXTRAS = [
+    "",
+    " Delivery was quick.",
+    " Would buy again?",
+    " The box was damaged.",
+    " Customer service replied fast.",
+    " 10/10 packaging.",
+    " Ça marche très bien.",
+    " 很好用。",
+    " 👍",
+]
 
 
 def review(rng: random.Random, label: str) -> str:
@@ -33,8 +76,13 @@ def review(rng: random.Random, label: str) -> str:
 
 
 def example(text: str, label: str) -> dict[str, object]:
-    return {"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text},
-                         {"role": "assistant", "content": label}]}
+    return {
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": text},
+            {"role": "assistant", "content": label},
+        ]
+    }
 
 
 def lines(rng: random.Random) -> list[str]:
@@ -53,12 +101,30 @@ def lines(rng: random.Random) -> list[str]:
     long_text = " ".join(review(rng, "positive") for _ in range(400))
     out.append(json.dumps(example(long_text, "positive"), ensure_ascii=False))
     # Broken lines, each with a different problem.
-    out.append('{"messages": [{"role": "user", "content": "Great kettle."}, {"role": "assistant", "content": ')
+    out.append(
+        '{"messages": [{"role": "user", "content": "Great kettle."}, {"role": "assistant", "content": '
+    )
     out.append(json.dumps({"messages": [{"role": "user", "content": "Meh."}]}))
-    out.append(json.dumps({"messages": [{"role": "customer", "content": "Lovely."},
-                                        {"role": "assistant", "content": "positive"}]}))
-    out.append(json.dumps({"messages": [{"role": "user", "content": "Bad."},
-                                        {"role": "assistant", "content": "negative", "weight": 2}]}))
+    out.append(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "customer", "content": "Lovely."},
+                    {"role": "assistant", "content": "positive"},
+                ]
+            }
+        )
+    )
+    out.append(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "Bad."},
+                    {"role": "assistant", "content": "negative", "weight": 2},
+                ]
+            }
+        )
+    )
     out.append("")
     positions = sorted(rng.sample(range(len(out)), 5))
     broken = out[-5:]

@@ -128,7 +128,14 @@ impl Kernel for CountKernel<'_> {
     fn process(&self, counter: &mut Counter, chunk: &LinesChunk) -> Vec<LineCount> {
         let mut out = Vec::new();
         chunk.for_each_line(|line, offset, bytes| {
-            let mut row = LineCount { file: chunk.file, line, offset, text_bytes: 0, tokens: 0, status: LineStatus::Counted };
+            let mut row = LineCount {
+                file: chunk.file,
+                line,
+                offset,
+                text_bytes: 0,
+                tokens: 0,
+                status: LineStatus::Counted,
+            };
             row.status = match parse_line(bytes) {
                 Parsed::Blank => LineStatus::Blank,
                 Parsed::Invalid(problem) => LineStatus::Invalid(problem),
@@ -182,7 +189,9 @@ pub fn count(
     };
     run(sources, run_options, &kernel, |event| {
         match event {
-            Event::FileStart { file, compression } => report.files[file].compression = Some(compression.name()),
+            Event::FileStart { file, compression } => {
+                report.files[file].compression = Some(compression.name())
+            }
             Event::Lines { output, .. } => {
                 for row in output {
                     report.files[row.file].totals.add_line(&row);
@@ -197,9 +206,19 @@ pub fn count(
             Event::LineTooLong { file, line, offset, len } => {
                 let problem = Problem::new(
                     codes::LINE_TOO_LONG,
-                    format!("line is {len} bytes, over the limit of {} (--max-line-bytes)", run_options.read.max_line_bytes),
+                    format!(
+                        "line is {len} bytes, over the limit of {} (--max-line-bytes)",
+                        run_options.read.max_line_bytes
+                    ),
                 );
-                let row = LineCount { file, line, offset, text_bytes: 0, tokens: 0, status: LineStatus::Invalid(problem.clone()) };
+                let row = LineCount {
+                    file,
+                    line,
+                    offset,
+                    text_bytes: 0,
+                    tokens: 0,
+                    status: LineStatus::Invalid(problem.clone()),
+                };
                 report.files[file].totals.add_line(&row);
                 note_problem(&mut report.problems, file, line, &problem);
                 if options.keep_lines {
@@ -263,7 +282,8 @@ mod tests {
         for (threads, chunk) in [(2, 1), (3, 17), (4, 4096)] {
             let other = count_text(&data, threads, chunk);
             assert_eq!(other.total, reference.total);
-            let rows = |r: &CountReport| r.lines.iter().map(|l| (l.line, l.offset, l.tokens)).collect::<Vec<_>>();
+            let rows =
+                |r: &CountReport| r.lines.iter().map(|l| (l.line, l.offset, l.tokens)).collect::<Vec<_>>();
             assert_eq!(rows(&other), rows(&reference));
         }
     }

@@ -99,7 +99,9 @@ impl Keep {
         match name {
             "first" => Ok(Keep::First),
             "longest" => Ok(Keep::Longest),
-            other => Err(Error::InvalidInput(format!("unknown keep policy {other:?}: expected \"first\" or \"longest\""))),
+            other => Err(Error::InvalidInput(format!(
+                "unknown keep policy {other:?}: expected \"first\" or \"longest\""
+            ))),
         }
     }
 
@@ -276,7 +278,11 @@ fn hash_words(text: &str, word: &mut Vec<u8>, words: &mut Vec<u64>) {
             let start = i;
             // A run of ASCII word bytes that needs no lower-casing is hashed in place.
             if word.is_empty() {
-                while i < bytes.len() && bytes[i] != 0 && bytes[i] < 0x80 && ASCII_WORD[bytes[i] as usize] == bytes[i] {
+                while i < bytes.len()
+                    && bytes[i] != 0
+                    && bytes[i] < 0x80
+                    && ASCII_WORD[bytes[i] as usize] == bytes[i]
+                {
                     i += 1;
                 }
                 let end_of_word = i == bytes.len() || (bytes[i] < 0x80 && ASCII_WORD[bytes[i] as usize] == 0);
@@ -400,7 +406,9 @@ impl Signer {
         let has_words = self.compute(text);
         let bands = if has_words {
             let rows = self.config.rows;
-            (0..self.config.bands).map(|band| band_key(band, &self.mins[band * rows..(band + 1) * rows])).collect()
+            (0..self.config.bands)
+                .map(|band| band_key(band, &self.mins[band * rows..(band + 1) * rows]))
+                .collect()
         } else {
             Vec::new()
         };
@@ -431,8 +439,25 @@ impl Signer {
     }
 }
 
-/// `mins[i] = min over h of ((mul[i] * h + add[i]) >> 32)`.
+/// `mins[i] = min over h of ((mul[i] * h + add[i]) >> 32)`; uses AVX2 where the CPU has it (the
+/// results are the same).
 fn minhash_into(shingles: &[u64], mul: &[u64], add: &[u64], mins: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2.
+        return unsafe { minhash_avx2(shingles, mul, add, mins) };
+    }
+    minhash_portable(shingles, mul, add, mins)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn minhash_avx2(shingles: &[u64], mul: &[u64], add: &[u64], mins: &mut [u32]) {
+    minhash_portable(shingles, mul, add, mins)
+}
+
+#[inline(always)]
+fn minhash_portable(shingles: &[u64], mul: &[u64], add: &[u64], mins: &mut [u32]) {
     mins.fill(u32::MAX);
     // Four shingles at a time: each pass over the parameters does four times the work.
     let mut quads = shingles.chunks_exact(4);
@@ -524,7 +549,10 @@ impl DedupIndex {
     /// Clusters the records. `fetch` is given the candidate records ([`CandidateSignatures::records`])
     /// and sets the MinHash signature of each ([`CandidateSignatures::set`]); a candidate left
     /// unset is joined with nothing.
-    pub fn finish<E>(self, fetch: impl FnOnce(&mut CandidateSignatures) -> Result<(), E>) -> Result<DedupResult, E> {
+    pub fn finish<E>(
+        self,
+        fetch: impl FnOnce(&mut CandidateSignatures) -> Result<(), E>,
+    ) -> Result<DedupResult, E> {
         let DedupIndex { config, first_of, exact_of, n_chars, lsh_records, keys } = self;
         drop(first_of);
         let n = exact_of.len();
@@ -562,14 +590,17 @@ impl DedupIndex {
         // Verify pairs within groups; join the similar ones.
         let num_perm = config.num_perm;
         let chance = 1.0 / 65536.0;
-        let need = ((config.threshold * (1.0 - chance) + chance) * num_perm as f64 - 1e-9).ceil().max(1.0) as usize;
+        let need =
+            ((config.threshold * (1.0 - chance) + chance) * num_perm as f64 - 1e-9).ceil().max(1.0) as usize;
         let mut sets = UnionFind::new(sigs.records.len());
         let (mut pairs_compared, mut pairs_joined) = (0u64, 0u64);
         let mut start = 0;
         let mut members: Vec<usize> = Vec::new();
         for &end in &group_ends {
             members.clear();
-            members.extend(group_members[start..end].iter().map(|&r| sigs.position(u64::from(r)).expect("a candidate")));
+            members.extend(
+                group_members[start..end].iter().map(|&r| sigs.position(u64::from(r)).expect("a candidate")),
+            );
             start = end;
             for j in 1..members.len() {
                 let b = members[j];
@@ -626,15 +657,28 @@ impl DedupIndex {
         }
 
         let mut records = Vec::with_capacity(n);
-        let mut summary = DedupSummary { records: n as u64, candidates: candidates.len() as u64, pairs_compared, pairs_joined, ..Default::default() };
+        let mut summary = DedupSummary {
+            records: n as u64,
+            candidates: candidates.len() as u64,
+            pairs_compared,
+            pairs_joined,
+            ..Default::default()
+        };
         for (index, (&exact, &chars)) in exact_of.iter().zip(&n_chars).enumerate() {
             let exact_dup_of = (exact != NONE).then_some(exact);
             let own = exact_dup_of.unwrap_or(index as u64);
-            let mut outcome = RecordOutcome { n_chars: chars, exact_dup_of, cluster: None, cluster_size: 0, is_representative: false };
+            let mut outcome = RecordOutcome {
+                n_chars: chars,
+                exact_dup_of,
+                cluster: None,
+                cluster_size: 0,
+                is_representative: false,
+            };
             if let Some(root) = cluster_root(own, &mut sets) {
                 outcome.cluster = Some(root_min[root]);
                 outcome.cluster_size = root_size[root];
-                outcome.is_representative = exact_dup_of.is_none() && candidates[root_best[root]] == index as u64;
+                outcome.is_representative =
+                    exact_dup_of.is_none() && candidates[root_best[root]] == index as u64;
                 summary.records_in_clusters += 1;
                 if outcome.is_representative {
                     summary.near_dup_clusters += 1;
@@ -672,7 +716,13 @@ pub struct CandidateSignatures {
 impl CandidateSignatures {
     fn new(records: Vec<u64>, num_perm: usize) -> CandidateSignatures {
         let len = records.len();
-        CandidateSignatures { records, num_perm, values: vec![0; len * num_perm], set: vec![false; len], missing: len }
+        CandidateSignatures {
+            records,
+            num_perm,
+            values: vec![0; len * num_perm],
+            set: vec![false; len],
+            missing: len,
+        }
     }
 
     /// The records whose signatures are needed, ascending.
@@ -1057,10 +1107,16 @@ impl Kernel for VerifyKernel<'_> {
 /// Finds the exact and near duplicates among the records of `sources` and measures their
 /// diversity. Reads the input twice (the second time only the candidate records are parsed), so
 /// stdin cannot be one of the sources.
-pub fn dedup(sources: &[Source], options: &DedupOptions, run_options: &RunOptions) -> Result<DedupReport, Error> {
+pub fn dedup(
+    sources: &[Source],
+    options: &DedupOptions,
+    run_options: &RunOptions,
+) -> Result<DedupReport, Error> {
     options.config.validate()?;
     if sources.contains(&Source::Stdin) {
-        return Err(Error::InvalidInput("dedup reads its input twice, so it cannot read stdin; give a file".into()));
+        return Err(Error::InvalidInput(
+            "dedup reads its input twice, so it cannot read stdin; give a file".into(),
+        ));
     }
     let diversity = Mutex::new(Diversity::default());
     let kernel = SignKernel { options, diversity: &diversity };
@@ -1123,7 +1179,8 @@ pub fn dedup(sources: &[Source], options: &DedupOptions, run_options: &RunOption
         }
         run(sources, run_options, &kernel, |event| {
             if let Event::Lines { chunk, output } = event {
-                let file_places = &places[first_record_of_file[chunk.file]..first_record_of_file[chunk.file + 1]];
+                let file_places =
+                    &places[first_record_of_file[chunk.file]..first_record_of_file[chunk.file + 1]];
                 for (line, minhash) in output {
                     let pos = file_places.partition_point(|&(_, l)| l < line);
                     let record = (first_record_of_file[chunk.file] + pos) as u64;
@@ -1215,7 +1272,8 @@ mod tests {
         assert_eq!(err.code, codes::FIELD_MISSING);
         // A role boundary is not the same text as a newline inside one message.
         let one = r#"{"messages": [{"role": "user", "content": "a\nassistant\nb"}]}"#;
-        let two = r#"{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}"#;
+        let two =
+            r#"{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}"#;
         assert_ne!(normalize(&record(one), &spec), normalize(&record(two), &spec));
     }
 
@@ -1324,7 +1382,8 @@ mod tests {
         texts.push(one.join(" "));
         texts.push(two.join(" ").to_uppercase().replace(' ', ",  "));
         let result = run_index(&texts, &DedupConfig::default());
-        let clustered: Vec<usize> = (0..texts.len()).filter(|&i| result.records[i].cluster.is_some()).collect();
+        let clustered: Vec<usize> =
+            (0..texts.len()).filter(|&i| result.records[i].cluster.is_some()).collect();
         assert_eq!(clustered, [0, 21, 22]);
         for &i in &clustered {
             assert_eq!(result.records[i].cluster, Some(0));
@@ -1369,7 +1428,13 @@ mod tests {
         longer[10] = "muchlongerword".into();
         let mut shorter = base.clone();
         shorter[30] = "x".into();
-        let texts = vec![random_words(4, 60).join(" "), shorter.join(" "), longer.join(" "), base.join(" "), longer.join(" ")];
+        let texts = vec![
+            random_words(4, 60).join(" "),
+            shorter.join(" "),
+            longer.join(" "),
+            base.join(" "),
+            longer.join(" "),
+        ];
         for (keep, rep) in [(Keep::First, 1), (Keep::Longest, 2)] {
             let result = run_index(&texts, &DedupConfig { keep, ..Default::default() });
             let reps: Vec<usize> = (0..5).filter(|&i| result.records[i].is_representative).collect();
@@ -1428,8 +1493,13 @@ mod tests {
     }
 
     fn dedup_file(path: &std::path::Path, threads: usize, chunk_size: usize, keep: Keep) -> DedupReport {
-        let options = DedupOptions { text: TextSpec::Auto, config: DedupConfig { keep, ..Default::default() } };
-        let run_options = RunOptions { threads, read: ReadOptions { chunk_size, max_line_bytes: 1 << 20 }, ..Default::default() };
+        let options =
+            DedupOptions { text: TextSpec::Auto, config: DedupConfig { keep, ..Default::default() } };
+        let run_options = RunOptions {
+            threads,
+            read: ReadOptions { chunk_size, max_line_bytes: 1 << 20 },
+            ..Default::default()
+        };
         dedup(&[Source::Path(path.to_path_buf())], &options, &run_options).unwrap()
     }
 
@@ -1476,7 +1546,11 @@ mod tests {
                 assert!(reference.records[first as usize].line < r.line);
             }
         }
-        let stdin = dedup(&[Source::Stdin], &DedupOptions { text: TextSpec::Auto, config: Default::default() }, &RunOptions::default());
+        let stdin = dedup(
+            &[Source::Stdin],
+            &DedupOptions { text: TextSpec::Auto, config: Default::default() },
+            &RunOptions::default(),
+        );
         assert!(matches!(stdin, Err(Error::InvalidInput(_))));
     }
 
@@ -1498,6 +1572,26 @@ mod tests {
     }
 
     #[test]
+    fn minhash_paths_agree() {
+        let shingles: Vec<u64> = (0..103u64).map(fmix64).collect();
+        let signer = Signer::new(&DedupConfig::default());
+        let (mut fast, mut portable) = (vec![0; 112], vec![0; 112]);
+        minhash_into(&shingles, &signer.mul, &signer.add, &mut fast);
+        minhash_portable(&shingles, &signer.mul, &signer.add, &mut portable);
+        assert_eq!(fast, portable);
+        let expect: Vec<u32> = (0..112)
+            .map(|i| {
+                shingles
+                    .iter()
+                    .map(|&h| (signer.mul[i].wrapping_mul(h).wrapping_add(signer.add[i]) >> 32) as u32)
+                    .min()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(fast, expect);
+    }
+
+    #[test]
     fn signing_speed() {
         let texts: Vec<String> = (0..2000).map(|i| random_words(i, 200).join(" ")).collect();
         let bytes: usize = texts.iter().map(String::len).sum();
@@ -1510,34 +1604,4 @@ mod tests {
         let secs = start.elapsed().as_secs_f64();
         println!("signing: {:.1} MB/s on one thread ({bytes} bytes, {keys:x})", bytes as f64 / secs / 1e6);
     }
-}
-#[cfg(test)]
-mod bench_tmp {
-    use super::*;
-    #[test]
-    fn breakdown() {
-        let texts: Vec<String> = (0..2000).map(|i| super::tests_random_words(i, 200).join(" ")).collect();
-        let bytes: usize = texts.iter().map(String::len).sum();
-        let config = DedupConfig::default();
-        let mut signer = Signer::new(&config);
-        let t = std::time::Instant::now();
-        let mut n = 0;
-        for text in &texts { hash_words(text, &mut signer.word, &mut signer.words); n += signer.words.len(); }
-        let words_t = t.elapsed().as_secs_f64();
-        let t = std::time::Instant::now();
-        for text in &texts { hash_words(text, &mut signer.word, &mut signer.words); signer.shingles.clear(); signer.shingles.extend(signer.words.windows(5).map(|w| fold_words(w, 0))); }
-        let sh_t = t.elapsed().as_secs_f64();
-        let t = std::time::Instant::now();
-        for text in &texts { signer.compute(text); }
-        let all_t = t.elapsed().as_secs_f64();
-        let t = std::time::Instant::now();
-        for text in &texts { std::hint::black_box(xxh3_128(text.as_bytes())); std::hint::black_box(text.chars().count()); }
-        let ex_t = t.elapsed().as_secs_f64();
-        println!("bytes {bytes} words {n}: words {words_t:.4}s shingles {sh_t:.4}s compute {all_t:.4}s exact {ex_t:.4}s");
-    }
-}
-#[cfg(test)]
-fn tests_random_words(seed: u64, n: usize) -> Vec<String> {
-    let mut state = seed;
-    (0..n).map(|_| { let r = splitmix64(&mut state); let len = 3 + (r % 6) as usize; (0..len).map(|i| (b'a' + ((r >> (8 + 5 * i)) % 26) as u8) as char).collect() }).collect()
 }

@@ -43,7 +43,12 @@ pub struct RunOptions<'a> {
 
 impl Default for RunOptions<'_> {
     fn default() -> Self {
-        RunOptions { threads: default_threads(), read: ReadOptions::default(), progress: Default::default(), check_interrupt: None }
+        RunOptions {
+            threads: default_threads(),
+            read: ReadOptions::default(),
+            progress: Default::default(),
+            check_interrupt: None,
+        }
     }
 }
 
@@ -112,7 +117,9 @@ pub fn run<K: Kernel>(
                         Item::LineTooLong { file, line, offset, len } => {
                             Event::LineTooLong { file, line, offset, len }
                         }
-                        Item::FileEnd { file, lines, bytes, error } => Event::FileEnd { file, lines, bytes, error },
+                        Item::FileEnd { file, lines, bytes, error } => {
+                            Event::FileEnd { file, lines, bytes, error }
+                        }
                     };
                     if done_tx.send((seq, event)).is_err() {
                         break;

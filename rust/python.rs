@@ -21,7 +21,9 @@ create_exception!(_core, TokenizerError, TokenlensError, "A tokenizer could not 
 
 fn to_py_err(error: Error) -> PyErr {
     match error {
-        Error::NotFound(path) => PyFileNotFoundError::new_err((2, "No such file", path.display().to_string())),
+        Error::NotFound(path) => {
+            PyFileNotFoundError::new_err((2, "No such file", path.display().to_string()))
+        }
         Error::Io { path, source } => PyOSError::new_err(format!("{path}: {source}")),
         Error::Tokenizer(msg) => TokenizerError::new_err(msg),
         Error::InvalidInput(msg) => InvalidInputError::new_err(msg),
@@ -269,7 +271,8 @@ fn count_files<'py>(
     let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
     let options = CountOptions { text: TextSpec::parse(field), special_tokens, keep_lines };
     let report = run_interruptible(py, |check| {
-        let run = run_options(threads, max_line_bytes, progress, check).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let run = run_options(threads, max_line_bytes, progress, check)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
         count(&sources, &encoding.inner, &options, &run)
     })?;
     count_report_dict(py, &report)

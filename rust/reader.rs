@@ -115,12 +115,25 @@ impl LinesChunk {
 /// What the reader produces, in input order.
 #[derive(Debug)]
 pub enum Item {
-    FileStart { file: usize, compression: Compression },
+    FileStart {
+        file: usize,
+        compression: Compression,
+    },
     Lines(LinesChunk),
     /// A line longer than the limit; its bytes were skipped, not held in memory.
-    LineTooLong { file: usize, line: u64, offset: u64, len: u64 },
+    LineTooLong {
+        file: usize,
+        line: u64,
+        offset: u64,
+        len: u64,
+    },
     /// The file ended; `error` says why it ended early (unreadable, truncated or corrupt stream).
-    FileEnd { file: usize, lines: u64, bytes: u64, error: Option<String> },
+    FileEnd {
+        file: usize,
+        lines: u64,
+        bytes: u64,
+        error: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -159,12 +172,15 @@ pub fn open(source: &Source, progress: &Arc<Progress>) -> Result<(Box<dyn Read +
         })?),
         Source::Stdin => Box::new(io::stdin()),
     };
-    let mut buffered = BufReader::with_capacity(256 << 10, CountingReader { inner: raw, progress: progress.clone() });
+    let mut buffered =
+        BufReader::with_capacity(256 << 10, CountingReader { inner: raw, progress: progress.clone() });
     let compression = Compression::detect(buffered.fill_buf().map_err(|e| Error::io(source.name(), e))?);
     let reader: Box<dyn Read + Send> = match compression {
         Compression::None => Box::new(buffered),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| Error::io(source.name(), e))?),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| Error::io(source.name(), e))?,
+        ),
     };
     Ok((reader, compression))
 }
@@ -187,7 +203,9 @@ pub fn read_all(
                 continue;
             }
         };
-        if !emit(Item::FileStart { file, compression }) || !read_file(file, reader, compression, options, &mut emit) {
+        if !emit(Item::FileStart { file, compression })
+            || !read_file(file, reader, compression, options, &mut emit)
+        {
             return;
         }
     }
@@ -466,7 +484,9 @@ mod tests {
             true
         });
         match &items[..] {
-            [Item::FileEnd { error: Some(msg), .. }] => assert!(msg.contains("/nonexistent/x.jsonl"), "{msg}"),
+            [Item::FileEnd { error: Some(msg), .. }] => {
+                assert!(msg.contains("/nonexistent/x.jsonl"), "{msg}")
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import tiktoken
-
 import tokenlens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,5 +29,8 @@ def reference_encoding(name: str) -> tiktoken.Encoding:
     ranks = ours.tiktoken_ranks()
     assert ranks is not None and ours.pattern is not None
     return tiktoken.Encoding(
-        name=f"reference_{name}", pat_str=ours.pattern, mergeable_ranks=ranks, special_tokens=ours.special_tokens
+        name=f"reference_{name}",
+        pat_str=ours.pattern,
+        mergeable_ranks=ranks,
+        special_tokens=ours.special_tokens,
     )

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+import tokenlens
 import zstandard
 
-import tokenlens
 from tests.conftest import SAMPLE, reference_encoding
 
 CLI = [sys.executable, "-m", "tokenlens"]
@@ -136,16 +136,19 @@ def test_cli_json_file_is_written(tmp_path: Path) -> None:
     out = tmp_path / "summary.json"
     assert run_cli("count", str(SAMPLE), "--json", str(out)).returncode == 1
     summary = json.loads(out.read_text())
-    assert summary["total"]["lines"] == summary["total"]["records"] + summary["total"]["blank"] + summary[
-        "total"
-    ]["invalid"]
+    assert (
+        summary["total"]["lines"]
+        == summary["total"]["records"] + summary["total"]["blank"] + summary["total"]["invalid"]
+    )
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_cli_version_names_the_build_profile() -> None:
     proc = run_cli("--version")
     assert proc.returncode == 0
-    assert proc.stdout.decode().strip() == f"tokenlens {tokenlens.__version__} ({tokenlens.BUILD_PROFILE} build)"
+    assert (
+        proc.stdout.decode().strip() == f"tokenlens {tokenlens.__version__} ({tokenlens.BUILD_PROFILE} build)"
+    )
 
 
 @pytest.mark.parametrize("source", ["file", "stdin"])
@@ -155,8 +158,12 @@ def test_ctrl_c_stops_a_long_run_promptly(tmp_path: Path, source: str) -> None:
     with path.open("w") as f:
         f.write((json.dumps({"text": "lorem ipsum dolor sit amet " * 200}) + "\n") * 200_000)
     args = [str(path)] if source == "file" else ["-"]
-    proc = subprocess.Popen([*CLI, "count", *args, "--threads", "1"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*CLI, "count", *args, "--threads", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdin is not None
     if source == "stdin":
         proc.stdin.write(b'{"text": "a"}\n' * 1000)

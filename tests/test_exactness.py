@@ -9,13 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tokenlens
 import zstandard
 
-import tokenlens
 from tests.adversarial import adversarial_texts
 from tests.conftest import reference_encoding, shared_file
 
-DATASETS = ["gsm8k_chat.jsonl.gz", "t0_dev_chat.jsonl.zst", "t0_dev_completion.jsonl.zst", "t0_dev_text.jsonl.zst"]
+DATASETS = [
+    "gsm8k_chat.jsonl.gz",
+    "t0_dev_chat.jsonl.zst",
+    "t0_dev_completion.jsonl.zst",
+    "t0_dev_text.jsonl.zst",
+]
 
 
 def read_lines(path: Path) -> list[str]:
@@ -42,7 +47,8 @@ def test_every_line_of_real_data_matches_tiktoken(dataset: str, encoding: str) -
     path = shared_file(dataset)
     reference = reference_encoding(encoding)
     expected = [
-        sum(len(reference.encode_ordinary(t)) for t in record_texts(json.loads(line))) for line in read_lines(path)
+        sum(len(reference.encode_ordinary(t)) for t in record_texts(json.loads(line)))
+        for line in read_lines(path)
     ]
     result = tokenlens.count_file(path, encoding)
     assert result.total.invalid == 0
@@ -87,7 +93,9 @@ def train_tokenizer_json(tmp_path: Path, texts: list[str]) -> Path:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=4000, special_tokens=["[UNK]", "<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=4000,
+        special_tokens=["[UNK]", "<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tokenizer.train_from_iterator(texts, trainer)
     path = tmp_path / "tokenizer.json"

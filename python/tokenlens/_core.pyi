@@ -1,7 +1,18 @@
 """Type stubs for the native extension (checked by `mypy.stubtest`)."""
 
-from typing import Any, Final
+from typing import Any, Final, final
 
+__all__ = [
+    "BUILD_PROFILE",
+    "BUILTIN_ENCODINGS",
+    "Encoding",
+    "InvalidInputError",
+    "Progress",
+    "TokenizerError",
+    "TokenlensError",
+    "__version__",
+    "count_files",
+]
 __version__: Final[str]
 BUILD_PROFILE: Final[str]
 BUILTIN_ENCODINGS: Final[list[str]]
@@ -10,6 +21,7 @@ class TokenlensError(Exception): ...
 class InvalidInputError(TokenlensError): ...
 class TokenizerError(TokenlensError): ...
 
+@final
 class Encoding:
     def __new__(cls, spec: str) -> Encoding: ...
     @property
@@ -26,6 +38,7 @@ class Encoding:
     def decode_bytes(self, ids: list[int]) -> bytes: ...
     def tiktoken_ranks(self) -> dict[bytes, int] | None: ...
 
+@final
 class Progress:
     def __new__(cls) -> Progress: ...
     @property

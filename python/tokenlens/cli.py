@@ -33,12 +33,27 @@ def input_options(command: F) -> F:
     """Options shared by every command that reads JSONL."""
     options = [
         click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True)),
-        click.option("--encoding", "-e", default="cl100k_base", show_default=True,
-                     help=f"One of {', '.join(_core.BUILTIN_ENCODINGS)}, or the path of a tokenizer.json."),
-        click.option("--threads", "-j", type=click.IntRange(min=1), default=None,
-                     help="Worker threads [default: all cores]."),
-        click.option("--max-line-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_LINE_BYTES,
-                     show_default=True, help="Longer lines are reported as line_too_long."),
+        click.option(
+            "--encoding",
+            "-e",
+            default="cl100k_base",
+            show_default=True,
+            help=f"One of {', '.join(_core.BUILTIN_ENCODINGS)}, or the path of a tokenizer.json.",
+        ),
+        click.option(
+            "--threads",
+            "-j",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Worker threads [default: all cores].",
+        ),
+        click.option(
+            "--max-line-bytes",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_LINE_BYTES,
+            show_default=True,
+            help="Longer lines are reported as line_too_long.",
+        ),
         click.option("--no-progress", is_flag=True, help="Never show the progress line on stderr."),
     ]
     for option in reversed(options):
@@ -76,8 +91,18 @@ def _print_count(result: CountResult, out: TextIO) -> None:
     totals = [*((f.name, f) for f in result.files), ("total", result.total)]
     for name, t in totals if len(result.files) > 1 else totals[:1]:
         bpt = f"{t.bytes_per_token:.3f}" if t.bytes_per_token is not None else "-"
-        rows.append((name, f"{t.lines:,}", f"{t.records:,}", f"{t.blank:,}", f"{t.invalid:,}",
-                     f"{t.tokens:,}", f"{t.text_bytes:,}", bpt))
+        rows.append(
+            (
+                name,
+                f"{t.lines:,}",
+                f"{t.records:,}",
+                f"{t.blank:,}",
+                f"{t.invalid:,}",
+                f"{t.tokens:,}",
+                f"{t.text_bytes:,}",
+                bpt,
+            )
+        )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print(f"encoding: {result.encoding}", file=out)
     for row in [header, *rows]:
@@ -89,15 +114,24 @@ def count_summary(result: CountResult) -> dict[str, Any]:
     """The `count --json` document."""
 
     def totals(t: Any) -> dict[str, Any]:
-        keys = ("lines", "records", "blank", "invalid", "tokens", "text_bytes", "input_bytes",
-                "problems_by_code")
+        keys = (
+            "lines",
+            "records",
+            "blank",
+            "invalid",
+            "tokens",
+            "text_bytes",
+            "input_bytes",
+            "problems_by_code",
+        )
         return {k: getattr(t, k) for k in keys} | {"bytes_per_token": t.bytes_per_token}
 
     return {
         "tokenlens_version": _core.__version__,
         "encoding": result.encoding,
-        "files": [{"name": f.name, "compression": f.compression, "error": f.error} | totals(f)
-                  for f in result.files],
+        "files": [
+            {"name": f.name, "compression": f.compression, "error": f.error} | totals(f) for f in result.files
+        ],
         "total": totals(result.total),
         "problems": [p.__dict__ for p in result.problems],
     }
@@ -105,22 +139,45 @@ def count_summary(result: CountResult) -> dict[str, Any]:
 
 @main.command()
 @input_options
-@click.option("--field", "-f", default=None,
-              help="Key or dotted path of the text to count [default: chat message contents, else text, "
-                   "else prompt and completion].")
-@click.option("--special-tokens", is_flag=True,
-              help="Count text such as <|endoftext|> as special tokens (default: ordinary text).")
+@click.option(
+    "--field",
+    "-f",
+    default=None,
+    help="Key or dotted path of the text to count [default: chat message contents, else text, "
+    "else prompt and completion].",
+)
+@click.option(
+    "--special-tokens",
+    is_flag=True,
+    help="Count text such as <|endoftext|> as special tokens (default: ordinary text).",
+)
 @click.option("--json", "json_path", default=None, metavar="FILE|-", help="Write the summary as JSON.")
-def count(paths: tuple[str, ...], encoding: str, threads: int | None, max_line_bytes: int, no_progress: bool,
-          field: str | None, special_tokens: bool, json_path: str | None) -> None:
+def count(
+    paths: tuple[str, ...],
+    encoding: str,
+    threads: int | None,
+    max_line_bytes: int,
+    no_progress: bool,
+    field: str | None,
+    special_tokens: bool,
+    json_path: str | None,
+) -> None:
     """Count tokens exactly, per file and in total."""
     if list(paths).count("-") > 1:
         fail("stdin (-) can be read only once")
     try:
         with progress_line(not no_progress) as progress:
-            result = count_file(paths, encoding, field, special_tokens=special_tokens, threads=threads,
-                                keep_lines=False, max_line_bytes=max_line_bytes, progress=progress,
-                                missing_ok=True)
+            result = count_file(
+                paths,
+                encoding,
+                field,
+                special_tokens=special_tokens,
+                threads=threads,
+                keep_lines=False,
+                max_line_bytes=max_line_bytes,
+                progress=progress,
+                missing_ok=True,
+            )
     except (OSError, TokenlensError) as e:
         fail(str(e))
     except KeyboardInterrupt:

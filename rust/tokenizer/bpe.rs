@@ -1,7 +1,7 @@
 //! Byte-pair encoding with tiktoken's ranks and merge order.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
 

@@ -53,18 +53,12 @@ fn builtin(name: &str) -> Option<&'static Arc<Tiktoken>> {
             PatternKind::O200k,
             &[(ENDOFTEXT, 199999), (ENDOFPROMPT, 200018)],
         ),
-        "p50k_base" => (
-            2,
-            include_bytes!("../vocab/p50k_base.tiktoken"),
-            PatternKind::Gpt2,
-            &[(ENDOFTEXT, 50256)],
-        ),
-        "r50k_base" => (
-            3,
-            include_bytes!("../vocab/r50k_base.tiktoken"),
-            PatternKind::Gpt2,
-            &[(ENDOFTEXT, 50256)],
-        ),
+        "p50k_base" => {
+            (2, include_bytes!("../vocab/p50k_base.tiktoken"), PatternKind::Gpt2, &[(ENDOFTEXT, 50256)])
+        }
+        "r50k_base" => {
+            (3, include_bytes!("../vocab/r50k_base.tiktoken"), PatternKind::Gpt2, &[(ENDOFTEXT, 50256)])
+        }
         _ => return None,
     };
     Some(CELLS[index].get_or_init(|| {
@@ -117,9 +111,7 @@ impl Encoding {
         let mut tokenizer = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| Error::Tokenizer(format!("{}: cannot load tokenizer: {e}", path.display())))?;
         // Count every token of every text: truncation or padding configured in the file would hide some.
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        tokenizer.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
         tokenizer.with_padding(None);
         Ok(Encoding { name: spec.to_string(), backend: Backend::HuggingFace(Arc::new(tokenizer)) })
     }
@@ -149,17 +141,19 @@ impl Encoding {
                 let mut ids = Vec::new();
                 t.for_each_segment(text, special_tokens, |segment| match segment {
                     Segment::Special(rank) => ids.push(rank),
-                    Segment::Ordinary(text) => t.pretokenizer.for_each(text, |piece| {
-                        let piece = piece.as_bytes();
-                        if let Some(rank) = t.ranks.get(piece) {
-                            ids.push(rank);
-                        } else {
-                            let bounds = bpe::merge_boundaries(&t.ranks, piece);
-                            ids.extend(bounds.windows(2).map(|w| {
-                                t.ranks.get(&piece[w[0]..w[1]]).expect("merged parts are tokens")
-                            }));
-                        }
-                    }),
+                    Segment::Ordinary(text) => {
+                        t.pretokenizer.for_each(text, |piece| {
+                            let piece = piece.as_bytes();
+                            if let Some(rank) = t.ranks.get(piece) {
+                                ids.push(rank);
+                            } else {
+                                let bounds = bpe::merge_boundaries(&t.ranks, piece);
+                                ids.extend(bounds.windows(2).map(|w| {
+                                    t.ranks.get(&piece[w[0]..w[1]]).expect("merged parts are tokens")
+                                }));
+                            }
+                        })
+                    }
                 });
                 Ok(ids)
             }
@@ -186,10 +180,9 @@ impl Encoding {
                 }
                 Ok(out)
             }
-            Backend::HuggingFace(tk) => tk
-                .decode(ids, false)
-                .map(String::into_bytes)
-                .map_err(|e| Error::Tokenizer(e.to_string())),
+            Backend::HuggingFace(tk) => {
+                tk.decode(ids, false).map(String::into_bytes).map_err(|e| Error::Tokenizer(e.to_string()))
+            }
         }
     }
 }
@@ -240,9 +233,9 @@ impl Counter {
                 let cache = &mut self.cache;
                 t.for_each_segment(text, self.special_tokens, |segment| match segment {
                     Segment::Special(_) => total += 1,
-                    Segment::Ordinary(text) => {
-                        t.pretokenizer.for_each(text, |piece| total += count_piece(t, cache, piece.as_bytes()))
-                    }
+                    Segment::Ordinary(text) => t
+                        .pretokenizer
+                        .for_each(text, |piece| total += count_piece(t, cache, piece.as_bytes())),
                 });
                 Ok(total)
             }
@@ -295,7 +288,8 @@ mod tests {
         for name in BUILTIN_ENCODINGS {
             let enc = Encoding::load(name).unwrap();
             let mut counter = enc.counter(false);
-            for text in ["Hello,  wörld!\r\n\n深度学习 👩‍👩‍👧", &"a".repeat(5000), &" ".repeat(3000)] {
+            for text in ["Hello,  wörld!\r\n\n深度学习 👩‍👩‍👧", &"a".repeat(5000), &" ".repeat(3000)]
+            {
                 let ids = enc.encode(text, false).unwrap();
                 assert_eq!(enc.decode_bytes(&ids).unwrap(), text.as_bytes());
                 assert_eq!(counter.count(text).unwrap(), ids.len() as u64);
