@@ -12,6 +12,7 @@ pub mod error;
 pub mod pipeline;
 pub mod reader;
 pub mod record;
+pub mod scan;
 pub mod stats;
 pub mod tokenizer;
 

@@ -8,11 +8,13 @@ use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
+use crate::audit::{parse_path, AuditOptions, Format};
 use crate::count::{count, CountOptions, CountReport, LineStatus, Totals};
 use crate::error::Error;
 use crate::pipeline::{default_threads, RunOptions};
 use crate::reader::{Progress as EngineProgress, ReadOptions, Source};
 use crate::record::TextSpec;
+use crate::scan::{scan, RowStatus, ScanOptions, ScanReport};
 use crate::tokenizer::{Encoding as EngineEncoding, BUILTIN_ENCODINGS};
 
 create_exception!(_core, TokenlensError, PyException, "Base class of tokenlens errors.");
@@ -278,6 +280,103 @@ fn count_files<'py>(
     count_report_dict(py, &report)
 }
 
+fn records_columns<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<Bound<'py, PyDict>> {
+    let rows = &report.records;
+    let columns = PyDict::new(py);
+    let audits = || rows.iter().map(|r| r.audit.as_ref());
+    columns.set_item("file", rows.iter().map(|r| r.file).collect::<Vec<_>>())?;
+    columns.set_item("line", rows.iter().map(|r| r.line).collect::<Vec<_>>())?;
+    let status = |r: &crate::scan::RecordRow| match r.status {
+        RowStatus::Valid => "valid",
+        RowStatus::Invalid => "invalid",
+        RowStatus::Blank => "blank",
+        RowStatus::Skipped => "not_sampled",
+    };
+    columns.set_item("status", rows.iter().map(status).collect::<Vec<_>>())?;
+    columns.set_item("format", audits().map(|a| a.map(|a| a.format.name())).collect::<Vec<_>>())?;
+    let codes = |list: &[crate::record::Problem]| list.iter().map(|p| p.code).collect::<Vec<_>>();
+    let errors = rows.iter().map(|r| match (&r.line_problem, &r.audit) {
+        (Some(p), _) => vec![p.code],
+        (None, Some(a)) => codes(&a.errors),
+        (None, None) => vec![],
+    });
+    columns.set_item("errors", errors.collect::<Vec<_>>())?;
+    columns.set_item(
+        "warnings",
+        audits().map(|a| a.map_or_else(Vec::new, |a| codes(&a.warnings))).collect::<Vec<_>>(),
+    )?;
+    columns.set_item("n_messages", audits().map(|a| a.map(|a| a.n_messages)).collect::<Vec<_>>())?;
+    columns.set_item("tokens", audits().map(|a| a.map(|a| a.total_tokens)).collect::<Vec<_>>())?;
+    columns
+        .set_item("trainable_tokens", audits().map(|a| a.map(|a| a.trainable_tokens)).collect::<Vec<_>>())?;
+    columns.set_item("content_tokens", audits().map(|a| a.map(|a| a.content_tokens)).collect::<Vec<_>>())?;
+    columns.set_item("prompt_tokens", audits().map(|a| a.map(|a| a.prompt_tokens)).collect::<Vec<_>>())?;
+    columns.set_item(
+        "completion_tokens",
+        audits().map(|a| a.map(|a| a.completion_tokens)).collect::<Vec<_>>(),
+    )?;
+    columns.set_item("label", audits().map(|a| a.and_then(|a| a.label.clone())).collect::<Vec<_>>())?;
+    Ok(columns)
+}
+
+/// The one-pass audit. Returns (summary as JSON text, problems, records table columns).
+#[pyfunction]
+#[pyo3(signature = (paths, encodings, *, format = None, text_field = "text", label_field = None, context_limit = None, price_per_mtok = None, epochs = None, pack_length = None, sample = None, seed = 0, keep_records = false, threads = None, max_line_bytes = 256 << 20, progress = None))]
+#[allow(clippy::too_many_arguments)]
+fn scan_files<'py>(
+    py: Python<'py>,
+    paths: Vec<String>,
+    encodings: Vec<PyRef<'py, Encoding>>,
+    format: Option<&str>,
+    text_field: &str,
+    label_field: Option<&str>,
+    context_limit: Option<u64>,
+    price_per_mtok: Option<f64>,
+    epochs: Option<u64>,
+    pack_length: Option<u32>,
+    sample: Option<f64>,
+    seed: u64,
+    keep_records: bool,
+    threads: Option<usize>,
+    max_line_bytes: u64,
+    progress: Option<&Progress>,
+) -> PyResult<(String, Vec<(usize, u64, &'static str, &'static str, String)>, Bound<'py, PyDict>)> {
+    let format = match format {
+        None | Some("auto") => None,
+        Some(name) => Some(
+            Format::parse(name)
+                .ok_or_else(|| InvalidInputError::new_err(format!("unknown format {name:?}")))?,
+        ),
+    };
+    let options = ScanOptions {
+        audit: AuditOptions {
+            format,
+            text_field: parse_path(text_field),
+            context_limit,
+            label_field: label_field.map(parse_path),
+        },
+        price_per_mtok,
+        epochs,
+        pack_length,
+        sample: sample.map(|f| (f, seed)),
+        keep_records,
+    };
+    let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
+    let encodings: Vec<EngineEncoding> = encodings.iter().map(|e| e.inner.clone()).collect();
+    let report = run_interruptible(py, |check| {
+        let run = run_options(threads, max_line_bytes, progress, check)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        scan(&sources, &encodings, &options, &run)
+    })?;
+    let problems = report
+        .problems
+        .iter()
+        .map(|p| (p.file, p.line, p.severity, p.problem.code, p.problem.message.clone()))
+        .collect();
+    let columns = records_columns(py, &report)?;
+    Ok((report.summary.to_string(), problems, columns))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -289,5 +388,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Encoding>()?;
     m.add_class::<Progress>()?;
     m.add_function(wrap_pyfunction!(count_files, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_files, m)?)?;
     Ok(())
 }

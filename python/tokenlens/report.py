@@ -1,0 +1,167 @@
+"""The report layer: `scan()` runs the one-pass audit and returns a `Report` of polars frames and a
+JSON summary with a documented, versioned schema (`summary.schema.json`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from tokenlens import _core
+from tokenlens._core import Encoding, Progress
+from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, _encoding, _paths
+from tokenlens.models import ModelProfile, OwnHardware, find_profile, load_profiles
+from tokenlens.output import atomic_output, write_json_atomic
+
+#: Version of the JSON summary's schema; bumped on any incompatible change.
+SUMMARY_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int  # 0 for a problem of the whole file
+    severity: str  # "error" or "warning"
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.severity}: {self.code}: {self.message}"
+
+
+@dataclass
+class Report:
+    """What `scan` found: `.summary` (the `--json` document), `.records` (one row per line),
+    `.problems` (errors and warnings with file and line, the first 10,000)."""
+
+    summary: dict[str, Any]
+    problems: list[Problem]
+    records: pl.DataFrame = field(repr=False)
+
+    @property
+    def files(self) -> pl.DataFrame:
+        """One row per input file."""
+        rows = [{k: v for k, v in f.items() if k not in ("errors", "warnings")} for f in self.summary["files"]]
+        return pl.DataFrame(rows)
+
+    def file_records(self, name: str) -> pl.DataFrame:
+        """The records table of one input file."""
+        return self.records.filter(pl.col("file") == name)
+
+    @property
+    def problems_frame(self) -> pl.DataFrame:
+        schema = {"file": pl.String, "line": pl.UInt64, "severity": pl.String, "code": pl.String,
+                  "message": pl.String}
+        return pl.DataFrame([p.__dict__ for p in self.problems], schema=schema)
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.summary["invalid"]) or any(f["error"] for f in self.summary["files"])
+
+    def write_json(self, path: str) -> None:
+        write_json_atomic(path, self.summary)
+
+    def write_parquet(self, path: str) -> None:
+        with atomic_output(path, "wb") as f:
+            self.records.write_parquet(f)
+
+    def write_csv(self, path: str) -> None:
+        flat = self.records.with_columns(pl.col("errors").list.join(","), pl.col("warnings").list.join(","))
+        with atomic_output(path, "wb") as f:
+            flat.write_csv(f)
+
+    def write_html(self, path: str, command: str | None = None) -> None:
+        from tokenlens.html import render_html
+
+        with atomic_output(path, "w") as f:
+            f.write(render_html(self, command=command))
+
+
+def _records_frame(names: list[str], columns: dict[str, Any]) -> pl.DataFrame:
+    u64 = pl.UInt64
+    return pl.DataFrame(
+        {
+            "file": pl.Series([names[i] for i in columns["file"]], dtype=pl.String),
+            "line": pl.Series(columns["line"], dtype=u64),
+            "status": pl.Series(columns["status"], dtype=pl.String),
+            "format": pl.Series(columns["format"], dtype=pl.String),
+            "valid": pl.Series([s == "valid" for s in columns["status"]], dtype=pl.Boolean),
+            "errors": pl.Series(columns["errors"], dtype=pl.List(pl.String)),
+            "warnings": pl.Series(columns["warnings"], dtype=pl.List(pl.String)),
+            "n_messages": pl.Series(columns["n_messages"], dtype=pl.UInt32),
+            "tokens": pl.Series(columns["tokens"], dtype=u64),
+            "trainable_tokens": pl.Series(columns["trainable_tokens"], dtype=u64),
+            "content_tokens": pl.Series(columns["content_tokens"], dtype=u64),
+            "prompt_tokens": pl.Series(columns["prompt_tokens"], dtype=u64),
+            "completion_tokens": pl.Series(columns["completion_tokens"], dtype=u64),
+            "label": pl.Series(columns["label"], dtype=pl.String),
+        }
+    )
+
+
+def scan(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    model: str | None = None,
+    encoding: str | Encoding | Sequence[str | Encoding] | None = None,
+    format: str = "auto",
+    field: str = "text",
+    label_field: str | None = None,
+    context_limit: int | None = None,
+    price_per_mtok: float | None = None,
+    epochs: int | None = None,
+    pack_length: int | None = None,
+    sample: float | None = None,
+    seed: int = 0,
+    hardware: OwnHardware | None = None,
+    profiles: str | None = None,
+    threads: int | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    progress: Progress | None = None,
+    keep_records: bool = True,
+    missing_ok: bool = False,
+) -> Report:
+    """Audits fine-tuning data in one streaming pass: validation, exact token accounting, distributions,
+    label balance, packing and cost. `model` picks encoding, context limit and price from the model
+    profiles; explicit `encoding`, `context_limit` and `price_per_mtok` override them. Several
+    encodings are counted side by side (the first one is detailed)."""
+    names = _paths(paths)
+    if not missing_ok:
+        for name in names:
+            if name != "-" and not os.path.exists(name):
+                raise FileNotFoundError(2, "No such file", name)
+    profile: ModelProfile | None = find_profile(model, load_profiles(profiles)) if model else None
+    if encoding is None:
+        encoding = profile.encoding if profile else "cl100k_base"
+    specs = [encoding] if isinstance(encoding, str | Encoding) else list(encoding)
+    encodings = [_encoding(e) for e in specs]
+    limit = context_limit if context_limit is not None else (profile.context_limit if profile else None)
+    price = price_per_mtok if price_per_mtok is not None else (profile.price_per_mtok if profile else None)
+    summary_text, raw_problems, columns = _core.scan_files(
+        names, encodings, format=format, text_field=field, label_field=label_field, context_limit=limit,
+        price_per_mtok=price, epochs=epochs, pack_length=pack_length, sample=sample, seed=seed,
+        keep_records=keep_records, threads=threads, max_line_bytes=max_line_bytes, progress=progress,
+    )
+    summary: dict[str, Any] = json.loads(summary_text)
+    summary["schema_version"] = SUMMARY_SCHEMA_VERSION
+    summary["tokenlens_version"] = _core.__version__
+    for cost in summary["costs"]:
+        cost["model"] = profile.name if profile else None
+        cost["price_source"] = (
+            "--price-per-mtok" if price_per_mtok is not None else (f"{profile.source}, {profile.as_of}" if profile
+                                                                  else None)
+        )
+        if hardware is not None and cost["charged_tokens"] is not None:
+            cost["own_hardware"] = {
+                "tokens_per_second": hardware.tokens_per_second,
+                "usd_per_gpu_hour": hardware.usd_per_gpu_hour,
+                "gpu_hours": hardware.gpu_hours(cost["charged_tokens"]),
+                "usd": hardware.usd(cost["charged_tokens"]),
+            }
+    summary["cost"] = summary["costs"][0]
+    problems = [Problem(names[f], line, sev, code, msg) for f, line, sev, code, msg in raw_problems]
+    return Report(summary, problems, _records_frame(names, columns))

@@ -1,0 +1,424 @@
+//! `scan`: the one-pass audit of a fine-tuning dataset. Every line gets a verdict; records are
+//! validated and counted exactly (see [`crate::audit`]); the summary gathers distributions, label
+//! balance, packing and cost.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::audit::{audit_record, codes as audit_codes, AuditOptions, RecordAudit, MIN_EXAMPLES};
+use crate::error::Error;
+use crate::pipeline::{run, Event, Kernel, RunOptions};
+use crate::reader::{LinesChunk, Source};
+use crate::record::{codes, parse_line, Parsed, Problem};
+use crate::stats::{
+    billed_tokens_per_epoch, default_epochs, estimate_total, pack_ffd, pack_none, Cost, Distribution,
+    LabelBalance, Summary,
+};
+use crate::tokenizer::{Counter, Encoding};
+
+/// At most this many problems are kept with their messages; all of them are counted.
+pub const MAX_REPORTED_PROBLEMS: usize = 10_000;
+
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    pub audit: AuditOptions,
+    /// Training price in USD per million tokens, if known.
+    pub price_per_mtok: Option<f64>,
+    /// Overrides the default-epochs heuristic.
+    pub epochs: Option<u64>,
+    /// Sequence length for the packing figures; the context limit by default.
+    pub pack_length: Option<u32>,
+    /// Audit only this fraction of the lines (chosen by a hash of seed, file and line) and estimate.
+    pub sample: Option<(f64, u64)>,
+    /// Keep one row per line for the records table.
+    pub keep_records: bool,
+}
+
+/// One line's verdict and figures. The token figures are for the first encoding; `other_tokens`
+/// holds the totals for the others.
+#[derive(Clone, Debug)]
+pub struct RecordRow {
+    pub file: usize,
+    pub line: u64,
+    pub status: RowStatus,
+    /// Why the line is not a record at all (not JSON, not an object, too long ...).
+    pub line_problem: Option<Problem>,
+    /// The audit, for records.
+    pub audit: Option<RecordAudit>,
+    pub other_tokens: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowStatus {
+    Valid,
+    Invalid,
+    Blank,
+    /// Not in the sample.
+    Skipped,
+}
+
+/// Where a problem is: a line, or the whole file (line 0).
+#[derive(Clone, Debug)]
+pub struct Located {
+    pub file: usize,
+    pub line: u64,
+    pub severity: &'static str,
+    pub problem: Problem,
+}
+
+struct ScanKernel<'a> {
+    encodings: &'a [Encoding],
+    options: &'a ScanOptions,
+}
+
+impl Kernel for ScanKernel<'_> {
+    type Worker = Vec<Counter>;
+    type Output = Vec<RecordRow>;
+
+    fn worker(&self) -> Vec<Counter> {
+        self.encodings.iter().map(|e| e.counter(false)).collect()
+    }
+
+    fn process(&self, counters: &mut Vec<Counter>, chunk: &LinesChunk) -> Vec<RecordRow> {
+        let mut rows = Vec::new();
+        chunk.for_each_line(|line, _, bytes| {
+            let mut row = RecordRow {
+                file: chunk.file,
+                line,
+                status: RowStatus::Valid,
+                line_problem: None,
+                audit: None,
+                other_tokens: vec![],
+            };
+            let parsed = parse_line(bytes);
+            if !matches!(parsed, Parsed::Blank) && !in_sample(self.options.sample, chunk.file, line) {
+                row.status = RowStatus::Skipped;
+                rows.push(row);
+                return;
+            }
+            match parsed {
+                Parsed::Blank => row.status = RowStatus::Blank,
+                Parsed::Invalid(problem) => {
+                    row.status = RowStatus::Invalid;
+                    row.line_problem = Some(problem);
+                }
+                Parsed::Record(record) => {
+                    let audit = audit_record(&record, &self.options.audit, &mut counters[0]);
+                    let no_limit = AuditOptions { context_limit: None, ..self.options.audit.clone() };
+                    row.other_tokens = counters[1..]
+                        .iter_mut()
+                        .map(|c| audit_record(&record, &no_limit, c).total_tokens)
+                        .collect();
+                    row.status = if audit.is_valid() { RowStatus::Valid } else { RowStatus::Invalid };
+                    row.audit = Some(audit);
+                }
+            }
+            rows.push(row);
+        });
+        rows
+    }
+}
+
+/// Deterministic sampling: the same lines whatever the thread count or chunking.
+fn in_sample(sample: Option<(f64, u64)>, file: usize, line: u64) -> bool {
+    let Some((fraction, seed)) = sample else { return true };
+    // SplitMix64 of (seed, file, line) mapped to [0, 1).
+    let mut x =
+        seed ^ (file as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ line.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    ((x >> 11) as f64 / (1u64 << 53) as f64) < fraction
+}
+
+#[derive(Clone, Debug, Default)]
+struct FileTally {
+    lines: u64,
+    valid: u64,
+    invalid: u64,
+    blank: u64,
+    skipped: u64,
+    errors: BTreeMap<&'static str, u64>,
+    warnings: BTreeMap<&'static str, u64>,
+    compression: Option<&'static str>,
+    error: Option<String>,
+}
+
+impl FileTally {
+    fn json(&self, name: &str) -> Value {
+        json!({
+            "name": name, "compression": self.compression, "error": self.error,
+            "lines": self.lines, "records": self.valid + self.invalid, "valid": self.valid,
+            "invalid": self.invalid, "blank": self.blank, "not_sampled": self.skipped,
+            "errors": self.errors, "warnings": self.warnings,
+        })
+    }
+}
+
+/// Everything a scan found.
+pub struct ScanReport {
+    /// The JSON summary (see the schema in the Python package).
+    pub summary: Value,
+    /// The first [`MAX_REPORTED_PROBLEMS`] problems, in input order.
+    pub problems: Vec<Located>,
+    /// One row per line, when asked for.
+    pub records: Vec<RecordRow>,
+}
+
+fn distribution_json(summary: Option<Summary>) -> Value {
+    match summary {
+        None => {
+            json!({"total": 0, "count": 0, "min": null, "max": null, "mean": null, "p5": null, "p50": null, "p95": null})
+        }
+        Some(s) => json!({"total": s.sum, "count": s.count, "min": s.min, "max": s.max, "mean": s.mean,
+                          "p5": s.p5, "p50": s.p50, "p95": s.p95}),
+    }
+}
+
+/// Runs the audit over `sources`; `encodings[0]` is the one validated and detailed, the others are
+/// counted side by side.
+pub fn scan(
+    sources: &[Source],
+    encodings: &[Encoding],
+    options: &ScanOptions,
+    run_options: &RunOptions,
+) -> Result<ScanReport, Error> {
+    if encodings.is_empty() {
+        return Err(Error::InvalidInput("at least one encoding is needed".into()));
+    }
+    if let Some((fraction, _)) = options.sample {
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(Error::InvalidInput(format!("sample fraction must be in (0, 1], not {fraction}")));
+        }
+    }
+    let kernel = ScanKernel { encodings, options };
+    let mut files = vec![FileTally::default(); sources.len()];
+    let mut problems = Vec::new();
+    let mut records = Vec::new();
+    let mut tokens = Distribution::new();
+    let mut trainable = Distribution::new();
+    let mut messages = Distribution::new();
+    let mut other_tokens: Vec<Vec<u64>> = vec![Vec::new(); encodings.len() - 1];
+    let mut labels = LabelBalance::new();
+    let mut too_long = 0u64;
+    let mut formats: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let note = |problems: &mut Vec<Located>, located: Located| {
+        if problems.len() < MAX_REPORTED_PROBLEMS {
+            problems.push(located);
+        }
+    };
+
+    run(sources, run_options, &kernel, |event| {
+        match event {
+            Event::FileStart { file, compression } => files[file].compression = Some(compression.name()),
+            Event::FileEnd { file, error, .. } => files[file].error = error,
+            Event::LineTooLong { file, line, len, .. } => {
+                let problem = Problem::new(
+                    codes::LINE_TOO_LONG,
+                    format!(
+                        "line is {len} bytes, over the limit of {} (--max-line-bytes)",
+                        run_options.read.max_line_bytes
+                    ),
+                );
+                let tally = &mut files[file];
+                tally.lines += 1;
+                tally.invalid += 1;
+                *tally.errors.entry(problem.code).or_default() += 1;
+                note(&mut problems, Located { file, line, severity: "error", problem: problem.clone() });
+                if options.keep_records {
+                    let line_problem = Some(problem);
+                    let status = RowStatus::Invalid;
+                    records.push(RecordRow {
+                        file,
+                        line,
+                        status,
+                        line_problem,
+                        audit: None,
+                        other_tokens: vec![],
+                    });
+                }
+            }
+            Event::Lines { output, .. } => {
+                for row in output {
+                    let tally = &mut files[row.file];
+                    tally.lines += 1;
+                    match row.status {
+                        RowStatus::Valid => tally.valid += 1,
+                        RowStatus::Invalid => tally.invalid += 1,
+                        RowStatus::Blank => tally.blank += 1,
+                        RowStatus::Skipped => tally.skipped += 1,
+                    }
+                    if let Some(problem) = &row.line_problem {
+                        *tally.errors.entry(problem.code).or_default() += 1;
+                        let located = Located {
+                            file: row.file,
+                            line: row.line,
+                            severity: "error",
+                            problem: problem.clone(),
+                        };
+                        note(&mut problems, located);
+                    }
+                    if let Some(audit) = &row.audit {
+                        for problem in &audit.errors {
+                            *tally.errors.entry(problem.code).or_default() += 1;
+                            let located = Located {
+                                file: row.file,
+                                line: row.line,
+                                severity: "error",
+                                problem: problem.clone(),
+                            };
+                            note(&mut problems, located);
+                        }
+                        for problem in &audit.warnings {
+                            *tally.warnings.entry(problem.code).or_default() += 1;
+                            let located = Located {
+                                file: row.file,
+                                line: row.line,
+                                severity: "warning",
+                                problem: problem.clone(),
+                            };
+                            note(&mut problems, located);
+                        }
+                        if row.status == RowStatus::Valid {
+                            *formats.entry(audit.format.name()).or_default() += 1;
+                            tokens.push(audit.total_tokens);
+                            trainable.push(audit.trainable_tokens);
+                            messages.push(u64::from(audit.n_messages));
+                            labels.add(audit.label.as_deref());
+                            too_long +=
+                                u64::from(audit.warnings.iter().any(|w| w.code == audit_codes::TOO_LONG));
+                            for (all, n) in other_tokens.iter_mut().zip(&row.other_tokens) {
+                                all.push(*n);
+                            }
+                        }
+                    }
+                    if options.keep_records {
+                        records.push(row);
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+
+    // File-level warnings.
+    for (file, tally) in files.iter_mut().enumerate() {
+        if tally.valid + tally.invalid > 0 && tally.valid < MIN_EXAMPLES && options.sample.is_none() {
+            let problem = Problem::new(
+                audit_codes::TOO_FEW_EXAMPLES,
+                format!("{} valid examples; fine-tuning needs at least {MIN_EXAMPLES}", tally.valid),
+            );
+            *tally.warnings.entry(problem.code).or_default() += 1;
+            note(&mut problems, Located { file, line: 0, severity: "warning", problem });
+        }
+    }
+
+    let total = files.iter().fold(FileTally::default(), |mut acc, f| {
+        acc.lines += f.lines;
+        acc.valid += f.valid;
+        acc.invalid += f.invalid;
+        acc.blank += f.blank;
+        acc.skipped += f.skipped;
+        for (c, n) in &f.errors {
+            *acc.errors.entry(c).or_default() += n;
+        }
+        for (c, n) in &f.warnings {
+            *acc.warnings.entry(c).or_default() += n;
+        }
+        acc
+    });
+
+    let limit = options.audit.context_limit;
+    let sampled_lines = total.lines - total.blank - total.skipped;
+    let population = total.lines - total.blank;
+    let cost_for = |encoding: &Encoding, per_record: &[u64]| -> Value {
+        let billed_per_record: Vec<u64> = per_record.iter().map(|&t| limit.map_or(t, |l| t.min(l))).collect();
+        let billed = billed_tokens_per_epoch(per_record.iter().copied(), limit.unwrap_or(u64::MAX));
+        let mut cost = match options.sample {
+            None => {
+                let epochs = options.epochs.unwrap_or_else(|| default_epochs(per_record.len() as u64));
+                let c = Cost::new(billed, epochs);
+                json!({"epochs": c.epochs, "billed_tokens_per_epoch": c.billed_tokens_per_epoch,
+                       "charged_tokens": c.charged_tokens,
+                       "usd": options.price_per_mtok.map(|p| c.usd(p)), "estimate": false})
+            }
+            Some(_) => {
+                // Sampled: invalid sampled lines count as 0 tokens; the population is every non-blank line.
+                let mut sample = billed_per_record.clone();
+                sample.resize(sampled_lines as usize, 0);
+                let est = estimate_total(&sample, population);
+                let est_valid = (population as f64 * per_record.len() as f64 / sampled_lines.max(1) as f64)
+                    .round() as u64;
+                let epochs = options.epochs.unwrap_or_else(|| default_epochs(est_valid));
+                let price = options.price_per_mtok;
+                json!({"epochs": epochs, "estimate": true,
+                       "billed_tokens_per_epoch": est.map(|e| e.value.round()),
+                       "billed_tokens_per_epoch_95ci": est.map(|e| [e.low.round(), e.high.round()]),
+                       "charged_tokens": est.map(|e| (e.value * epochs as f64).round()),
+                       "charged_tokens_95ci": est.map(|e| [(e.low * epochs as f64).round(), (e.high * epochs as f64).round()]),
+                       "usd": price.and_then(|p| est.map(|e| e.value * epochs as f64 / 1e6 * p)),
+                       "usd_95ci": price.and_then(|p| est.map(|e| [e.low * epochs as f64 / 1e6 * p, e.high * epochs as f64 / 1e6 * p]))})
+            }
+        };
+        cost["encoding"] = json!(encoding.name());
+        cost["limit"] = json!(limit);
+        cost["price_per_mtok"] = json!(options.price_per_mtok);
+        cost["tokens"] = json!(per_record.iter().sum::<u64>());
+        cost
+    };
+
+    let primary_tokens: Vec<u64> = tokens.values().iter().map(|&v| u64::from(v)).collect();
+    let mut costs = vec![cost_for(&encodings[0], &primary_tokens)];
+    for (encoding, per_record) in encodings[1..].iter().zip(&other_tokens) {
+        costs.push(cost_for(encoding, per_record));
+    }
+
+    let pack_length = options.pack_length.or(limit.map(|l| l.min(u64::from(u32::MAX)) as u32));
+    let packing = match pack_length {
+        None => Value::Null,
+        Some(length) => {
+            let plain = pack_none(tokens.values(), length)?;
+            let packed = pack_ffd(tokens.values(), length)?;
+            let fig = |p: &crate::stats::Packing| {
+                json!({"sequences": p.sequences, "padding_waste_percent": p.padding_waste_percent(),
+                                                      "truncated_examples": p.truncated_examples})
+            };
+            json!({"max_length": length, "unpacked": fig(&plain), "packed_ffd": fig(&packed)})
+        }
+    };
+
+    let label_json = json!({
+        "classification": labels.is_classification(),
+        "classes": labels.classes().map(|c| c.into_iter().map(|(l, n)| json!([l, n])).collect::<Vec<_>>()),
+        "imbalance_ratio": labels.imbalance_ratio(),
+        "imbalanced": labels.is_imbalanced(),
+        "labeled": labels.labeled(),
+        "unlabeled": labels.unlabeled(),
+    });
+
+    let mut summary = total.json("total");
+    let obj = summary.as_object_mut().expect("an object");
+    obj.remove("name");
+    obj.remove("compression");
+    obj.remove("error");
+    obj.insert(
+        "files".into(),
+        json!(files.iter().zip(sources).map(|(f, s)| f.json(&s.name())).collect::<Vec<_>>()),
+    );
+    obj.insert("formats".into(), json!(formats));
+    obj.insert("encoding".into(), json!(encodings[0].name()));
+    obj.insert("tokens".into(), distribution_json(tokens.summary()));
+    obj.insert("trainable_tokens".into(), distribution_json(trainable.summary()));
+    obj.insert("messages".into(), distribution_json(messages.summary()));
+    obj.insert("too_long".into(), json!(too_long));
+    obj.insert("labels".into(), label_json);
+    obj.insert("cost".into(), costs[0].clone());
+    obj.insert("costs".into(), json!(costs));
+    obj.insert("packing".into(), packing);
+    obj.insert(
+        "sample".into(),
+        json!(options.sample.map(|(f, seed)| json!({"fraction": f, "seed": seed, "lines": sampled_lines}))),
+    );
+    Ok(ScanReport { summary, problems, records })
+}
