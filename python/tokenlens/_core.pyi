@@ -12,6 +12,7 @@ __all__ = [
     "TokenlensError",
     "__version__",
     "count_files",
+    "scan_files",
 ]
 __version__: Final[str]
 BUILD_PROFILE: Final[str]
@@ -58,3 +59,21 @@ def count_files(
     max_line_bytes: int = ...,
     progress: Progress | None = None,
 ) -> dict[str, Any]: ...
+def scan_files(
+    paths: list[str],
+    encodings: list[Encoding],
+    *,
+    format: str | None = None,
+    text_field: str = "text",
+    label_field: str | None = None,
+    context_limit: int | None = None,
+    price_per_mtok: float | None = None,
+    epochs: int | None = None,
+    pack_length: int | None = None,
+    sample: float | None = None,
+    seed: int = 0,
+    keep_records: bool = False,
+    threads: int | None = None,
+    max_line_bytes: int = ...,
+    progress: Progress | None = None,
+) -> tuple[str, list[tuple[int, int, str, str, str]], dict[str, Any]]: ...

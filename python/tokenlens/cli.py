@@ -12,8 +12,10 @@ import click
 from tokenlens import _core
 from tokenlens.api import DEFAULT_MAX_LINE_BYTES, CountResult, count_file
 from tokenlens.errors import TokenlensError
+from tokenlens.models import OwnHardware
 from tokenlens.output import write_json_atomic
 from tokenlens.progress import progress_line
+from tokenlens.report import Report, scan
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 #: The shell's code for a run stopped by Ctrl-C (128 + SIGINT).
@@ -36,9 +38,9 @@ def input_options(command: F) -> F:
         click.option(
             "--encoding",
             "-e",
-            default="cl100k_base",
-            show_default=True,
-            help=f"One of {', '.join(_core.BUILTIN_ENCODINGS)}, or the path of a tokenizer.json.",
+            default=None,
+            help=f"One of {', '.join(_core.BUILTIN_ENCODINGS)}, or the path of a tokenizer.json; several, "
+            "comma-separated, are reported side by side [default: the model's, else cl100k_base].",
         ),
         click.option(
             "--threads",
@@ -154,7 +156,7 @@ def count_summary(result: CountResult) -> dict[str, Any]:
 @click.option("--json", "json_path", default=None, metavar="FILE|-", help="Write the summary as JSON.")
 def count(
     paths: tuple[str, ...],
-    encoding: str,
+    encoding: str | None,
     threads: int | None,
     max_line_bytes: int,
     no_progress: bool,
@@ -169,7 +171,7 @@ def count(
         with progress_line(not no_progress) as progress:
             result = count_file(
                 paths,
-                encoding,
+                encoding or "cl100k_base",
                 field,
                 special_tokens=special_tokens,
                 threads=threads,
@@ -189,3 +191,367 @@ def count(
     if any(f.error for f in result.files):
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if result.total.invalid else EXIT_CLEAN)
+
+
+def audit_options(command: F) -> F:
+    """Options of the commands that audit fine-tuning data (scan, validate, cost)."""
+    options = [
+        click.option(
+            "--model",
+            "-m",
+            default=None,
+            help="Model profile: encoding, context limit and price (e.g. gpt-4o-mini).",
+        ),
+        click.option(
+            "--format",
+            "format_",
+            type=click.Choice(["auto", "chat", "preference", "completion", "text"]),
+            default="auto",
+            show_default=True,
+            help="Record format (auto: detected per record).",
+        ),
+        click.option("--field", "-f", default="text", show_default=True, help="Text field of text records."),
+        click.option("--label-field", default=None, help="Key or dotted path of the class label."),
+        click.option(
+            "--context-limit",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Tokens per example before truncation [default: the model's].",
+        ),
+        click.option(
+            "--price-per-mtok",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Training price in USD per 1M tokens [default: the model's].",
+        ),
+        click.option(
+            "--epochs",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Epochs [default: OpenAI's heuristic from the number of examples].",
+        ),
+        click.option(
+            "--profiles",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            help="Your own model profiles file (same layout as the bundled models.json).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _encodings(encoding: str | None) -> list[str] | None:
+    return [e.strip() for e in encoding.split(",") if e.strip()] if encoding else None
+
+
+def _run_scan(
+    paths: tuple[str, ...], no_progress: bool, encoding: str | None, format_: str = "auto", **kwargs: Any
+) -> Report:
+    if list(paths).count("-") > 1:
+        fail("stdin (-) can be read only once")
+    try:
+        with progress_line(not no_progress) as progress:
+            return scan(
+                paths,
+                encoding=_encodings(encoding),
+                format=format_,
+                progress=progress,
+                missing_ok=True,
+                **kwargs,
+            )
+    except (OSError, TokenlensError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        click.echo("tokenlens: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _exit_for(report: Report) -> NoReturn:
+    if any(f["error"] for f in report.summary["files"]):
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_FINDINGS if report.summary["invalid"] else EXIT_CLEAN)
+
+
+def _print_file_errors(report: Report, out: TextIO) -> None:
+    for f in report.summary["files"]:
+        if f["error"]:
+            print(f"{f['name']}: error: {f['error']}", file=out)
+
+
+@main.command()
+@input_options
+@audit_options
+@click.option("--warnings/--no-warnings", default=True, show_default=True, help="List warnings too.")
+def validate(
+    paths: tuple[str, ...],
+    encoding: str | None,
+    threads: int | None,
+    max_line_bytes: int,
+    no_progress: bool,
+    warnings: bool,
+    **audit: Any,
+) -> None:
+    """Check every line like a compiler: FILE:LINE: severity: code: message."""
+    report = _run_scan(
+        paths,
+        no_progress,
+        encoding,
+        threads=threads,
+        max_line_bytes=max_line_bytes,
+        keep_records=False,
+        **_scan_kwargs(audit),
+    )
+    out = sys.stdout
+    shown = [p for p in report.problems if warnings or p.severity == "error"]
+    for problem in shown:
+        print(problem, file=out)
+    s = report.summary
+    listed = sum(s["errors"].values()) + (sum(s["warnings"].values()) if warnings else 0)
+    if listed > len(shown):
+        print(f"... and {listed - len(shown):,} more (see --json or scan --records)", file=out)
+    _print_file_errors(report, out)
+    for severity in ("errors", "warnings"):
+        for code, n in sorted(s[severity].items(), key=lambda kv: -kv[1]):
+            print(f"{n:>9,}  {severity[:-1]:<7}  {code}", file=out)
+    print(
+        f"{s['lines']:,} lines: {s['valid']:,} valid, {s['invalid']:,} invalid, {s['blank']:,} blank",
+        file=out,
+    )
+    _exit_for(report)
+
+
+def _scan_kwargs(audit: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": audit["model"],
+        "field": audit["field"],
+        "label_field": audit["label_field"],
+        "context_limit": audit["context_limit"],
+        "price_per_mtok": audit["price_per_mtok"],
+        "epochs": audit["epochs"],
+        "profiles": audit["profiles"],
+        "format_": audit["format_"],
+    }
+
+
+def _cost_value(cost: dict[str, Any], key: str, fmt: str = "{:,.0f}") -> str:
+    """A cost figure, with its 95% confidence interval when it is an estimate."""
+    value = cost.get(key)
+    if value is None:
+        return "-"
+    ci = cost.get(f"{key}_95ci")
+    return fmt.format(value) + (f"  [{fmt.format(ci[0])} .. {fmt.format(ci[1])}]" if ci else "")
+
+
+def _cost_lines(report: Report) -> list[str]:
+    lines = []
+    for cost in report.summary["costs"]:
+        est = " (estimate from a sample, 95% CI)" if cost["estimate"] else ""
+        lines.append(
+            f"encoding {cost['encoding']}: {cost['tokens']:,} tokens in the {'sample' if est else 'data'}"
+            + (f", limit {cost['limit']:,} per example" if cost["limit"] else "")
+        )
+
+        lines.append(f"  billed tokens per epoch: {_cost_value(cost, 'billed_tokens_per_epoch')}{est}")
+        lines.append(f"  epochs: {cost['epochs']}")
+        lines.append(f"  charged tokens: {_cost_value(cost, 'charged_tokens')}")
+        price = (
+            f" at ${cost['price_per_mtok']}/1M ({cost['price_source']})"
+            if cost["price_per_mtok"] is not None
+            else ""
+        )
+        lines.append(f"  cost: {_cost_value(cost, 'usd', '${:,.2f}')}{price}")
+        if "own_hardware" in cost:
+            hw = cost["own_hardware"]
+            lines.append(f"  own hardware: {hw['gpu_hours']:,.1f} GPU-hours, ${hw['usd']:,.2f}")
+    return lines
+
+
+@main.command(name="cost")
+@input_options
+@audit_options
+@click.option(
+    "--sample",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=None,
+    help="Estimate from this fraction of the lines (with a 95% confidence interval).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.option(
+    "--tokens-per-second",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Own hardware: training throughput of one GPU.",
+)
+@click.option(
+    "--usd-per-gpu-hour",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Own hardware: price of one GPU-hour.",
+)
+@click.option("--json", "json_path", default=None, metavar="FILE|-", help="Write the summary as JSON.")
+def cost_command(
+    paths: tuple[str, ...],
+    encoding: str | None,
+    threads: int | None,
+    max_line_bytes: int,
+    no_progress: bool,
+    sample: float | None,
+    seed: int,
+    tokens_per_second: float | None,
+    usd_per_gpu_hour: float | None,
+    json_path: str | None,
+    **audit: Any,
+) -> None:
+    """What training on the data will cost: tokens, epochs, charged tokens, USD."""
+    if (tokens_per_second is None) != (usd_per_gpu_hour is None):
+        raise click.UsageError("--tokens-per-second and --usd-per-gpu-hour go together")
+    hardware = (
+        OwnHardware(tokens_per_second, usd_per_gpu_hour)
+        if tokens_per_second and usd_per_gpu_hour is not None
+        else None
+    )
+    report = _run_scan(
+        paths,
+        no_progress,
+        encoding,
+        threads=threads,
+        max_line_bytes=max_line_bytes,
+        keep_records=False,
+        sample=sample,
+        seed=seed,
+        hardware=hardware,
+        **_scan_kwargs(audit),
+    )
+    out = _report_stream(json_path)
+    _print_file_errors(report, out)
+    print("\n".join(_cost_lines(report)), file=out)
+    if json_path is not None:
+        write_json_atomic(json_path, report.summary)
+    _exit_for(report)
+
+
+def _first_lines(report: Report, code: str, limit: int = 5) -> str:
+    lines = [str(p.line) for p in report.problems if p.code == code and p.line][:limit]
+    return ", ".join(lines)
+
+
+def _dist(d: dict[str, Any]) -> str:
+    if not d["count"]:
+        return "-"
+    return (
+        f"min {d['min']:,}  p5 {d['p5']:,}  p50 {d['p50']:,}  mean {d['mean']:,.1f}  p95 {d['p95']:,}  "
+        f"max {d['max']:,}  total {d['total']:,}"
+    )
+
+
+def print_scan_summary(report: Report, out: TextIO) -> None:
+    """The readable summary of `scan`."""
+    s = report.summary
+    print(f"tokenlens {s['tokenlens_version']}  encoding {s['encoding']}", file=out)
+    for f in s["files"]:
+        print(
+            f"  {f['name']}: {f['lines']:,} lines = {f['valid']:,} valid + {f['invalid']:,} invalid + "
+            f"{f['blank']:,} blank"
+            + (f" + {f['not_sampled']:,} not sampled" if f["not_sampled"] else "")
+            + (f"  ERROR: {f['error']}" if f["error"] else ""),
+            file=out,
+        )
+    if len(s["files"]) > 1:
+        print(
+            f"  total: {s['lines']:,} lines = {s['valid']:,} valid + {s['invalid']:,} invalid + "
+            f"{s['blank']:,} blank",
+            file=out,
+        )
+    formats = ", ".join(f"{n:,} {name}" for name, n in s["formats"].items())
+    print(f"formats: {formats or '-'}", file=out)
+    for severity in ("errors", "warnings"):
+        if s[severity]:
+            print(f"{severity}:", file=out)
+            for code, n in sorted(s[severity].items(), key=lambda kv: -kv[1]):
+                print(f"  {n:>8,}  {code:<36} lines {_first_lines(report, code)}", file=out)
+    print(f"tokens per example:    {_dist(s['tokens'])}", file=out)
+    print(f"trainable per example: {_dist(s['trainable_tokens'])}", file=out)
+    print(f"messages per example:  {_dist(s['messages'])}", file=out)
+    if s["cost"]["limit"]:
+        print(f"over the context limit ({s['cost']['limit']:,}): {s['too_long']:,}", file=out)
+    labels = s["labels"]
+    if labels["classification"]:
+        classes = ", ".join(f"{label} {n:,}" for label, n in labels["classes"])
+        flag = "  IMBALANCED (worse than 1:1.5)" if labels["imbalanced"] else ""
+        print(f"labels: {classes}; max/min {labels['imbalance_ratio']:.2f}{flag}", file=out)
+    packing = s["packing"]
+    if packing:
+        u, p = packing["unpacked"], packing["packed_ffd"]
+        print(
+            f"packing at {packing['max_length']:,}: {u['sequences']:,} sequences unpacked "
+            f"({u['padding_waste_percent']:.1f}% padding), {p['sequences']:,} packed first-fit-decreasing "
+            f"({p['padding_waste_percent']:.1f}% padding)",
+            file=out,
+        )
+    print("\n".join(_cost_lines(report)), file=out)
+
+
+@main.command(name="scan")
+@input_options
+@audit_options
+@click.option(
+    "--pack-length",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Sequence length for the packing figures [default: the context limit].",
+)
+@click.option(
+    "--sample",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=None,
+    help="Audit this fraction of the lines and estimate the rest.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.option("--json", "json_path", default=None, metavar="FILE|-", help="Write the summary as JSON.")
+@click.option(
+    "--records",
+    "records_path",
+    default=None,
+    metavar="FILE.parquet",
+    help="Write one row per line (Parquet; .csv for CSV).",
+)
+@click.option(
+    "--html", "html_path", default=None, metavar="FILE.html", help="Write a self-contained HTML report."
+)
+def scan_command(
+    paths: tuple[str, ...],
+    encoding: str | None,
+    threads: int | None,
+    max_line_bytes: int,
+    no_progress: bool,
+    pack_length: int | None,
+    sample: float | None,
+    seed: int,
+    json_path: str | None,
+    records_path: str | None,
+    html_path: str | None,
+    **audit: Any,
+) -> None:
+    """Audit fine-tuning data in one pass: validity, tokens, limits, labels, packing, cost."""
+    report = _run_scan(
+        paths,
+        no_progress,
+        encoding,
+        threads=threads,
+        max_line_bytes=max_line_bytes,
+        keep_records=bool(records_path or html_path),
+        pack_length=pack_length,
+        sample=sample,
+        seed=seed,
+        **_scan_kwargs(audit),
+    )
+    print_scan_summary(report, _report_stream(json_path))
+    if json_path is not None:
+        report.write_json(json_path)
+    if records_path is not None:
+        (report.write_csv if records_path.endswith(".csv") else report.write_parquet)(records_path)
+    if html_path is not None:
+        report.write_html(html_path, command=" ".join(["tokenlens", *sys.argv[1:]]))
+    _exit_for(report)

@@ -45,7 +45,9 @@ class Report:
     @property
     def files(self) -> pl.DataFrame:
         """One row per input file."""
-        rows = [{k: v for k, v in f.items() if k not in ("errors", "warnings")} for f in self.summary["files"]]
+        rows = [
+            {k: v for k, v in f.items() if k not in ("errors", "warnings")} for f in self.summary["files"]
+        ]
         return pl.DataFrame(rows)
 
     def file_records(self, name: str) -> pl.DataFrame:
@@ -54,8 +56,13 @@ class Report:
 
     @property
     def problems_frame(self) -> pl.DataFrame:
-        schema = {"file": pl.String, "line": pl.UInt64, "severity": pl.String, "code": pl.String,
-                  "message": pl.String}
+        schema = {
+            "file": pl.String,
+            "line": pl.UInt64,
+            "severity": pl.String,
+            "code": pl.String,
+            "message": pl.String,
+        }
         return pl.DataFrame([p.__dict__ for p in self.problems], schema=schema)
 
     @property
@@ -142,9 +149,21 @@ def scan(
     limit = context_limit if context_limit is not None else (profile.context_limit if profile else None)
     price = price_per_mtok if price_per_mtok is not None else (profile.price_per_mtok if profile else None)
     summary_text, raw_problems, columns = _core.scan_files(
-        names, encodings, format=format, text_field=field, label_field=label_field, context_limit=limit,
-        price_per_mtok=price, epochs=epochs, pack_length=pack_length, sample=sample, seed=seed,
-        keep_records=keep_records, threads=threads, max_line_bytes=max_line_bytes, progress=progress,
+        names,
+        encodings,
+        format=format,
+        text_field=field,
+        label_field=label_field,
+        context_limit=limit,
+        price_per_mtok=price,
+        epochs=epochs,
+        pack_length=pack_length,
+        sample=sample,
+        seed=seed,
+        keep_records=keep_records,
+        threads=threads,
+        max_line_bytes=max_line_bytes,
+        progress=progress,
     )
     summary: dict[str, Any] = json.loads(summary_text)
     summary["schema_version"] = SUMMARY_SCHEMA_VERSION
@@ -152,8 +171,9 @@ def scan(
     for cost in summary["costs"]:
         cost["model"] = profile.name if profile else None
         cost["price_source"] = (
-            "--price-per-mtok" if price_per_mtok is not None else (f"{profile.source}, {profile.as_of}" if profile
-                                                                  else None)
+            "--price-per-mtok"
+            if price_per_mtok is not None
+            else (f"{profile.source}, {profile.as_of}" if profile else None)
         )
         if hardware is not None and cost["charged_tokens"] is not None:
             cost["own_hardware"] = {
