@@ -177,21 +177,36 @@ impl Progress {
     }
 }
 
-fn run_options<'a>(
+/// How a job runs, as the Python functions pass it.
+struct RunSettings<'py> {
     threads: Option<usize>,
     max_line_bytes: u64,
-    progress: Option<&Progress>,
-    check: &'a (dyn Fn() -> Result<(), Error> + Sync),
-) -> PyResult<RunOptions<'a>> {
-    if threads == Some(0) {
-        return Err(InvalidInputError::new_err("threads must be at least 1"));
+    chunk_size: Option<usize>,
+    progress: Option<&'py Progress>,
+}
+
+impl RunSettings<'_> {
+    fn validate(&self) -> PyResult<()> {
+        if self.threads == Some(0) || self.chunk_size == Some(0) || self.max_line_bytes == 0 {
+            return Err(InvalidInputError::new_err(
+                "threads, chunk_size and max_line_bytes must be at least 1",
+            ));
+        }
+        Ok(())
     }
-    Ok(RunOptions {
-        threads: threads.unwrap_or_else(default_threads),
-        read: ReadOptions { max_line_bytes, ..ReadOptions::default() },
-        progress: progress.map_or_else(Arc::default, |p| p.inner.clone()),
-        check_interrupt: Some(check),
-    })
+
+    fn options<'a>(&self, check: &'a (dyn Fn() -> Result<(), Error> + Sync)) -> RunOptions<'a> {
+        let defaults = ReadOptions::default();
+        RunOptions {
+            threads: self.threads.unwrap_or_else(default_threads),
+            read: ReadOptions {
+                max_line_bytes: self.max_line_bytes,
+                chunk_size: self.chunk_size.unwrap_or(defaults.chunk_size),
+            },
+            progress: self.progress.map_or_else(Arc::default, |p| p.inner.clone()),
+            check_interrupt: Some(check),
+        }
+    }
 }
 
 fn totals_dict<'py>(py: Python<'py>, t: &Totals) -> PyResult<Bound<'py, PyDict>> {
@@ -257,7 +272,7 @@ fn count_report_dict<'py>(py: Python<'py>, report: &CountReport) -> PyResult<Bou
 /// Counts tokens in JSONL files; returns totals per file and in total, problem lines, and (with
 /// `keep_lines`) one row per line as columns.
 #[pyfunction]
-#[pyo3(signature = (paths, encoding, field = None, special_tokens = false, threads = None, keep_lines = true, max_line_bytes = 256 << 20, progress = None))]
+#[pyo3(signature = (paths, encoding, field = None, special_tokens = false, threads = None, keep_lines = true, max_line_bytes = 256 << 20, progress = None, chunk_size = None))]
 #[allow(clippy::too_many_arguments)]
 fn count_files<'py>(
     py: Python<'py>,
@@ -269,14 +284,14 @@ fn count_files<'py>(
     keep_lines: bool,
     max_line_bytes: u64,
     progress: Option<&Progress>,
+    chunk_size: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let settings = RunSettings { threads, max_line_bytes, chunk_size, progress };
+    settings.validate()?;
     let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
     let options = CountOptions { text: TextSpec::parse(field), special_tokens, keep_lines };
-    let report = run_interruptible(py, |check| {
-        let run = run_options(threads, max_line_bytes, progress, check)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
-        count(&sources, &encoding.inner, &options, &run)
-    })?;
+    let report =
+        run_interruptible(py, |check| count(&sources, &encoding.inner, &options, &settings.options(check)))?;
     count_report_dict(py, &report)
 }
 
@@ -321,7 +336,7 @@ fn records_columns<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<Bound<
 
 /// The one-pass audit. Returns (summary as JSON text, problems, records table columns).
 #[pyfunction]
-#[pyo3(signature = (paths, encodings, *, format = None, text_field = "text", label_field = None, context_limit = None, price_per_mtok = None, epochs = None, pack_length = None, sample = None, seed = 0, keep_records = false, threads = None, max_line_bytes = 256 << 20, progress = None))]
+#[pyo3(signature = (paths, encodings, *, format = None, text_field = "text", label_field = None, context_limit = None, price_per_mtok = None, epochs = None, pack_length = None, sample = None, seed = 0, keep_records = false, threads = None, max_line_bytes = 256 << 20, progress = None, chunk_size = None))]
 #[allow(clippy::too_many_arguments)]
 fn scan_files<'py>(
     py: Python<'py>,
@@ -340,6 +355,7 @@ fn scan_files<'py>(
     threads: Option<usize>,
     max_line_bytes: u64,
     progress: Option<&Progress>,
+    chunk_size: Option<usize>,
 ) -> PyResult<(String, Vec<(usize, u64, &'static str, &'static str, String)>, Bound<'py, PyDict>)> {
     let format = match format {
         None | Some("auto") => None,
@@ -363,11 +379,10 @@ fn scan_files<'py>(
     };
     let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
     let encodings: Vec<EngineEncoding> = encodings.iter().map(|e| e.inner.clone()).collect();
-    let report = run_interruptible(py, |check| {
-        let run = run_options(threads, max_line_bytes, progress, check)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
-        scan(&sources, &encodings, &options, &run)
-    })?;
+    let settings = RunSettings { threads, max_line_bytes, chunk_size, progress };
+    settings.validate()?;
+    let report =
+        run_interruptible(py, |check| scan(&sources, &encodings, &options, &settings.options(check)))?;
     let problems = report
         .problems
         .iter()

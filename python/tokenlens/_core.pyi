@@ -58,6 +58,7 @@ def count_files(
     keep_lines: bool = True,
     max_line_bytes: int = ...,
     progress: Progress | None = None,
+    chunk_size: int | None = None,
 ) -> dict[str, Any]: ...
 def scan_files(
     paths: list[str],
@@ -76,4 +77,5 @@ def scan_files(
     threads: int | None = None,
     max_line_bytes: int = ...,
     progress: Progress | None = None,
+    chunk_size: int | None = None,
 ) -> tuple[str, list[tuple[int, int, str, str, str]], dict[str, Any]]: ...

@@ -91,6 +91,7 @@ def count_file(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     progress: Progress | None = None,
     missing_ok: bool = False,
+    chunk_size: int | None = None,
 ) -> CountResult:
     """Counts the tokens of every line of one or more JSONL files (plain, .gz, .zst; `-` is stdin).
 
@@ -112,6 +113,7 @@ def count_file(
         keep_lines=keep_lines,
         max_line_bytes=max_line_bytes,
         progress=progress,
+        chunk_size=chunk_size,
     )
     files = [FileTotals._from_core(f) for f in raw["files"]]
     problems = [LineProblem(names[f], line, code, msg) for f, line, code, msg in raw["problems"]]

@@ -131,6 +131,7 @@ def scan(
     progress: Progress | None = None,
     keep_records: bool = True,
     missing_ok: bool = False,
+    chunk_size: int | None = None,
 ) -> Report:
     """Audits fine-tuning data in one streaming pass: validation, exact token accounting, distributions,
     label balance, packing and cost. `model` picks encoding, context limit and price from the model
@@ -164,6 +165,7 @@ def scan(
         threads=threads,
         max_line_bytes=max_line_bytes,
         progress=progress,
+        chunk_size=chunk_size,
     )
     summary: dict[str, Any] = json.loads(summary_text)
     summary["schema_version"] = SUMMARY_SCHEMA_VERSION
