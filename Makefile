@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(BIN)):$(PATH)
 SAMPLE := examples/sample_chat.jsonl
 
-.PHONY: demo test build lint rust-test py-test bench fuzz clean
+.PHONY: demo test build lint rust-test py-test bench fuzz clean browser
 
 $(BIN)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -39,6 +39,22 @@ py-test: build
 	$(PYTHON) -m pytest
 
 test: build lint rust-test py-test
+
+# Benchmarks against the peers on a ~1 GB corpus made from ../shared/data, in bench-data/ (git-ignored).
+# TOKENLENS_BENCH_MB sets the corpus size, TOKENLENS_BENCH_LARGE=0 skips the 4x file of the memory check.
+$(BIN)/.bench-installed: $(BIN)/.installed benches/requirements.txt
+	$(PYTHON) -m pip install --quiet -r benches/requirements.txt
+	touch $@
+
+bench: build $(BIN)/.bench-installed
+	mkdir -p bench-data
+	test -x /usr/bin/time || (apt-get update -qq && apt-get install -y -qq time)
+	$(PYTHON) -m pytest benches -p no:cacheprovider --benchmark-only --benchmark-sort=name \
+		--benchmark-columns=min,rounds --benchmark-json=bench-data/benchmark.json
+
+# Headless Chromium for the HTML report's rendering test (Debian's package; needs root).
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 clean:
 	rm -rf $(VENV) target

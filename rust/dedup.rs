@@ -1020,11 +1020,36 @@ struct SignKernel<'a> {
     diversity: &'a Mutex<Diversity>,
 }
 
-struct SignWorker<'a> {
+/// Per-thread signing state: the signer, a text buffer and this thread's diversity counts, which
+/// are merged into the shared total when the worker ends.
+pub struct SignWorker<'a> {
     signer: Signer,
     text: String,
     diversity: Diversity,
     merge_into: &'a Mutex<Diversity>,
+}
+
+impl<'a> SignWorker<'a> {
+    pub fn new(config: &DedupConfig, merge_into: &'a Mutex<Diversity>) -> SignWorker<'a> {
+        SignWorker {
+            signer: Signer::new(config),
+            text: String::new(),
+            diversity: Diversity::default(),
+            merge_into,
+        }
+    }
+
+    /// The signature of a record's text, or why it has none.
+    pub fn sign_record(
+        &mut self,
+        record: &Map<String, Value>,
+        spec: &TextSpec,
+    ) -> Result<RecordSignature, Problem> {
+        normalize_into(record, spec, &mut self.text)?;
+        let sig = self.signer.sign(&self.text);
+        self.diversity.add_words(self.signer.words());
+        Ok(sig)
+    }
 }
 
 impl Drop for SignWorker<'_> {
@@ -1040,12 +1065,7 @@ impl<'a> Kernel for SignKernel<'a> {
     type Output = Vec<(u64, LineSig)>;
 
     fn worker(&self) -> SignWorker<'a> {
-        SignWorker {
-            signer: Signer::new(&self.options.config),
-            text: String::new(),
-            diversity: Diversity::default(),
-            merge_into: self.diversity,
-        }
+        SignWorker::new(&self.options.config, self.diversity)
     }
 
     fn process(&self, w: &mut SignWorker<'a>, chunk: &LinesChunk) -> Vec<(u64, LineSig)> {
@@ -1054,13 +1074,9 @@ impl<'a> Kernel for SignKernel<'a> {
             let sig = match parse_line(bytes) {
                 Parsed::Blank => LineSig::Blank,
                 Parsed::Invalid(problem) => LineSig::Skipped(problem.code),
-                Parsed::Record(record) => match normalize_into(&record, &self.options.text, &mut w.text) {
+                Parsed::Record(record) => match w.sign_record(&record, &self.options.text) {
                     Err(problem) => LineSig::Skipped(problem.code),
-                    Ok(()) => {
-                        let sig = w.signer.sign(&w.text);
-                        w.diversity.add_words(w.signer.words());
-                        LineSig::Record(sig)
-                    }
+                    Ok(sig) => LineSig::Record(sig),
                 },
             };
             out.push((line, sig));
@@ -1160,8 +1176,30 @@ pub fn dedup(
     })?;
     report.diversity = diversity.into_inner().unwrap_or_else(|e| e.into_inner()).report();
 
-    let result = index.finish(|sigs| -> Result<(), Error> {
-        if sigs.records().is_empty() {
+    let result = resolve(sources, options, run_options, index, &places)?;
+    report.summary = result.summary;
+    report.records = places
+        .into_iter()
+        .zip(result.records)
+        .map(|((file, line), outcome)| RecordDedup { file: file as usize, line, outcome })
+        .collect();
+    Ok(report)
+}
+
+/// Clusters the records of a first pass (`index`, with each record's file and line in `places`):
+/// reads `sources` a second time, parsing only the candidate records, to verify candidate pairs.
+/// With stdin among the sources nothing can be read again: near-duplicates are then not searched
+/// and only exact duplicates are found.
+pub fn resolve(
+    sources: &[Source],
+    options: &DedupOptions,
+    run_options: &RunOptions,
+    index: DedupIndex,
+    places: &[(u32, u64)],
+) -> Result<DedupResult, Error> {
+    let rereadable = !sources.contains(&Source::Stdin);
+    index.finish(|sigs| -> Result<(), Error> {
+        if sigs.records().is_empty() || !rereadable {
             return Ok(());
         }
         let mut wanted = vec![Vec::new(); sources.len()];
@@ -1174,7 +1212,7 @@ pub fn dedup(
         run_options.progress.lines_done.store(0, Ordering::Relaxed);
         let kernel = VerifyKernel { options, wanted: &wanted };
         let mut first_record_of_file = vec![0usize; sources.len() + 1];
-        for &(file, _) in &places {
+        for &(file, _) in places {
             first_record_of_file[file as usize + 1] += 1;
         }
         for f in 1..first_record_of_file.len() {
@@ -1196,19 +1234,12 @@ pub fn dedup(
         })?;
         if sigs.missing() > 0 {
             return Err(Error::InvalidInput(format!(
-                "{} record(s) changed while dedup was reading the input twice",
+                "{} record(s) changed while the input was read a second time",
                 sigs.missing()
             )));
         }
         Ok(())
-    })?;
-    report.summary = result.summary;
-    report.records = places
-        .into_iter()
-        .zip(result.records)
-        .map(|((file, line), outcome)| RecordDedup { file: file as usize, line, outcome })
-        .collect();
-    Ok(report)
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::audit::{parse_path, AuditOptions, Format};
 use crate::count::{count, CountOptions, CountReport, LineStatus, Totals};
+use crate::dedup::{DedupConfig, Keep};
 use crate::error::Error;
 use crate::pipeline::{default_threads, RunOptions};
 use crate::reader::{Progress as EngineProgress, ReadOptions, Source};
@@ -331,12 +332,27 @@ fn records_columns<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<Bound<
         audits().map(|a| a.map(|a| a.completion_tokens)).collect::<Vec<_>>(),
     )?;
     columns.set_item("label", audits().map(|a| a.and_then(|a| a.label.clone())).collect::<Vec<_>>())?;
+    let dedups = || rows.iter().map(|r| r.dedup.as_ref());
+    columns.set_item(
+        "exact_dup_of_file",
+        dedups().map(|d| d.and_then(|d| d.exact_dup_of).map(|x| x.0)).collect::<Vec<_>>(),
+    )?;
+    columns.set_item(
+        "exact_dup_of",
+        dedups().map(|d| d.and_then(|d| d.exact_dup_of).map(|x| x.1)).collect::<Vec<_>>(),
+    )?;
+    columns.set_item("cluster", dedups().map(|d| d.and_then(|d| d.cluster)).collect::<Vec<_>>())?;
+    columns.set_item("cluster_size", dedups().map(|d| d.map(|d| d.cluster_size)).collect::<Vec<_>>())?;
+    columns.set_item(
+        "is_representative",
+        dedups().map(|d| d.map(|d| d.is_representative)).collect::<Vec<_>>(),
+    )?;
     Ok(columns)
 }
 
 /// The one-pass audit. Returns (summary as JSON text, problems, records table columns).
 #[pyfunction]
-#[pyo3(signature = (paths, encodings, *, format = None, text_field = "text", label_field = None, context_limit = None, price_per_mtok = None, epochs = None, pack_length = None, sample = None, seed = 0, keep_records = false, threads = None, max_line_bytes = 256 << 20, progress = None, chunk_size = None))]
+#[pyo3(signature = (paths, encodings, *, format = None, text_field = "text", label_field = None, context_limit = None, price_per_mtok = None, epochs = None, pack_length = None, sample = None, seed = 0, keep_records = false, threads = None, max_line_bytes = 256 << 20, progress = None, chunk_size = None, dedup = true, ngram = 5, num_perm = 112, bands = 14, rows = 8, threshold = 0.8, keep = "first"))]
 #[allow(clippy::too_many_arguments)]
 fn scan_files<'py>(
     py: Python<'py>,
@@ -356,6 +372,13 @@ fn scan_files<'py>(
     max_line_bytes: u64,
     progress: Option<&Progress>,
     chunk_size: Option<usize>,
+    dedup: bool,
+    ngram: usize,
+    num_perm: usize,
+    bands: usize,
+    rows: usize,
+    threshold: f64,
+    keep: &str,
 ) -> PyResult<(String, Vec<(usize, u64, &'static str, &'static str, String)>, Bound<'py, PyDict>)> {
     let format = match format {
         None | Some("auto") => None,
@@ -376,6 +399,17 @@ fn scan_files<'py>(
         pack_length,
         sample: sample.map(|f| (f, seed)),
         keep_records,
+        dedup: match dedup {
+            false => None,
+            true => Some(DedupConfig {
+                ngram,
+                num_perm,
+                bands,
+                rows,
+                threshold,
+                keep: Keep::parse(keep).map_err(to_py_err)?,
+            }),
+        },
     };
     let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
     let encodings: Vec<EngineEncoding> = encodings.iter().map(|e| e.inner.clone()).collect();

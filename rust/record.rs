@@ -1,5 +1,11 @@
 //! From a raw line to a JSON record, and the texts a record holds.
 
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::error::Category;
+use serde_json::map::Entry;
 use serde_json::Value;
 
 /// Stable codes for lines that are not records. Other modules add their own codes; these are the
@@ -8,6 +14,10 @@ pub mod codes {
     pub const BLANK_LINE: &str = "blank_line";
     pub const INVALID_UTF8: &str = "invalid_utf8";
     pub const INVALID_JSON: &str = "invalid_json";
+    /// An object with the same key twice (at any depth).
+    pub const DUPLICATE_KEY: &str = "duplicate_key";
+    /// A UTF-8 byte-order mark at the start of a line other than the first.
+    pub const UNEXPECTED_BOM: &str = "unexpected_bom";
     pub const NOT_AN_OBJECT: &str = "data_type";
     pub const LINE_TOO_LONG: &str = "line_too_long";
     pub const NO_TEXT: &str = "no_text";
@@ -39,9 +49,39 @@ pub enum Parsed {
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Parses one line (without its terminator). A UTF-8 byte-order mark at the start is ignored.
+/// Parses one line (without its terminator) as if it were the first line of its file: see
+/// [`parse_line_at`].
 pub fn parse_line(line: &[u8]) -> Parsed {
-    let line = line.strip_prefix(UTF8_BOM).unwrap_or(line);
+    parse_line_at(1, line)
+}
+
+/// Parses line number `line_number` (1-based, without its terminator) of a file.
+///
+/// Verdicts:
+/// - empty or ASCII-whitespace-only: [`Parsed::Blank`];
+/// - a UTF-8 byte-order mark at the start of line 1 is the file's encoding signature and is skipped;
+///   at the start of any other line (files concatenated with `cat`?) it is [`codes::UNEXPECTED_BOM`].
+///   U+FEFF inside a string is ordinary text;
+/// - bytes that are not UTF-8: [`codes::INVALID_UTF8`];
+/// - anything [RFC 8259](https://www.rfc-editor.org/rfc/rfc8259) rejects (truncated, raw control
+///   characters in strings, lone surrogate escapes, numbers out of `f64` range, trailing text after
+///   the value, two values on one line), or nesting deeper than 128 levels: [`codes::INVALID_JSON`]
+///   with the reason and column;
+/// - an object with the same key twice, at any depth: [`codes::DUPLICATE_KEY`] (JSON parsers
+///   disagree on which value wins, so the record is ambiguous);
+/// - a JSON value that is not an object: [`codes::NOT_AN_OBJECT`].
+pub fn parse_line_at(line_number: u64, line: &[u8]) -> Parsed {
+    let line = match line.strip_prefix(UTF8_BOM) {
+        Some(_) if line_number != 1 => {
+            return Parsed::Invalid(Problem::new(
+                codes::UNEXPECTED_BOM,
+                "the line starts with a UTF-8 byte-order mark, which only the first line of a file may \
+                 have (were files concatenated?)",
+            ))
+        }
+        Some(rest) => rest,
+        None => line,
+    };
     if line.iter().all(u8::is_ascii_whitespace) {
         return Parsed::Blank;
     }
@@ -52,13 +92,187 @@ pub fn parse_line(line: &[u8]) -> Parsed {
             return Parsed::Invalid(Problem::new(codes::INVALID_UTF8, msg));
         }
     };
-    match serde_json::from_str::<Value>(text) {
+    let duplicate = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = ValueSeed { duplicate: &duplicate }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    match parsed {
         Ok(Value::Object(map)) => Parsed::Record(map),
         Ok(other) => Parsed::Invalid(Problem::new(
             codes::NOT_AN_OBJECT,
             format!("expected a JSON object, found {}", json_type(&other)),
         )),
-        Err(e) => Parsed::Invalid(Problem::new(codes::INVALID_JSON, format!("invalid JSON: {e}"))),
+        Err(e) => match duplicate.into_inner() {
+            Some(dup) => Parsed::Invalid(dup.problem(e.column())),
+            None => Parsed::Invalid(Problem::new(codes::INVALID_JSON, json_error_message(&e))),
+        },
+    }
+}
+
+/// A clear message for a serde_json error on a one-line document.
+fn json_error_message(e: &serde_json::Error) -> String {
+    let column = e.column();
+    let full = e.to_string();
+    // serde_json appends " at line L column C"; the line is always 1 here.
+    let reason = full.rsplit_once(" at line ").map_or(full.as_str(), |(reason, _)| reason);
+    match e.classify() {
+        Category::Eof => {
+            format!("invalid JSON: the line ends inside a value at column {column} (truncated record?)")
+        }
+        _ if reason == "recursion limit exceeded" => {
+            format!("invalid JSON: nested too deeply (more than 128 levels) at column {column}")
+        }
+        _ if reason == "trailing characters" => format!(
+            "invalid JSON: unexpected text after the end of the value at column {column} \
+             (two records on one line?)"
+        ),
+        _ => format!("invalid JSON: {reason} at column {column}"),
+    }
+}
+
+/// A key seen twice in one object, and where that object is.
+struct Duplicate {
+    key: String,
+    /// From the innermost container out: filled in as the error unwinds.
+    path: Vec<PathPart>,
+}
+
+enum PathPart {
+    Key(String),
+    Index(usize),
+}
+
+impl Duplicate {
+    fn problem(self, column: usize) -> Problem {
+        let mut path = String::new();
+        for part in self.path.iter().rev() {
+            match part {
+                PathPart::Index(i) => path += &format!("[{i}]"),
+                PathPart::Key(k) if is_plain_key(k) => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path += k;
+                }
+                PathPart::Key(k) => path += &format!("[{k:?}]"),
+            }
+        }
+        let place = if path.is_empty() { "the record".to_string() } else { format!("object {path}") };
+        Problem::new(
+            codes::DUPLICATE_KEY,
+            format!(
+                "duplicate key {:?} in {place} (column {column}); which value counts is ambiguous",
+                self.key
+            ),
+        )
+    }
+}
+
+fn is_plain_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Deserializes a [`Value`] like serde_json does, but fails on a duplicate key (noting it in
+/// `duplicate`) instead of keeping the last value. serde_json's recursion limit still applies: it is
+/// checked by the deserializer, whatever the visitor.
+#[derive(Clone, Copy)]
+struct ValueSeed<'a> {
+    duplicate: &'a RefCell<Option<Duplicate>>,
+}
+
+impl ValueSeed<'_> {
+    /// On the way out of a failed child, records where the child was.
+    fn note_path(self, part: impl FnOnce() -> PathPart) {
+        if let Some(dup) = self.duplicate.borrow_mut().as_mut() {
+            dup.path.push(part());
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            match seq.next_element_seed(self) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => return Ok(Value::Array(items)),
+                Err(e) => {
+                    self.note_path(|| PathPart::Index(items.len()));
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = serde_json::Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let value = match access.next_value_seed(self) {
+                Ok(value) => value,
+                Err(e) => {
+                    self.note_path(|| PathPart::Key(key));
+                    return Err(e);
+                }
+            };
+            match map.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                Entry::Occupied(slot) => {
+                    let key = slot.key().clone();
+                    *self.duplicate.borrow_mut() = Some(Duplicate { key, path: Vec::new() });
+                    return Err(A::Error::custom("duplicate key"));
+                }
+            }
+        }
+        Ok(Value::Object(map))
     }
 }
 

@@ -3,14 +3,19 @@
 //! balance, packing and cost.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
 use crate::audit::{audit_record, codes as audit_codes, AuditOptions, RecordAudit, MIN_EXAMPLES};
+use crate::dedup::{
+    detection_table, resolve, DedupConfig, DedupIndex, DedupOptions, Diversity, RecordOutcome,
+    RecordSignature, SignWorker,
+};
 use crate::error::Error;
 use crate::pipeline::{run, Event, Kernel, RunOptions};
 use crate::reader::{LinesChunk, Source};
-use crate::record::{codes, parse_line, Parsed, Problem};
+use crate::record::{codes, parse_line, Parsed, Problem, TextSpec};
 use crate::stats::{
     billed_tokens_per_epoch, default_epochs, estimate_total, pack_ffd, pack_none, Cost, Distribution,
     LabelBalance, Summary,
@@ -33,6 +38,8 @@ pub struct ScanOptions {
     pub sample: Option<(f64, u64)>,
     /// Keep one row per line for the records table.
     pub keep_records: bool,
+    /// Find exact and near duplicates among the valid records.
+    pub dedup: Option<DedupConfig>,
 }
 
 /// One line's verdict and figures. The token figures are for the first encoding; `other_tokens`
@@ -47,6 +54,21 @@ pub struct RecordRow {
     /// The audit, for records.
     pub audit: Option<RecordAudit>,
     pub other_tokens: Vec<u64>,
+    /// The duplicate signature of a valid record (taken by the collector).
+    pub signature: Option<RecordSignature>,
+    /// What deduplication found, for valid records.
+    pub dedup: Option<RowDedup>,
+}
+
+/// Duplicate figures of one record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowDedup {
+    /// File index and line of the first record with the same text, when this one is a copy.
+    pub exact_dup_of: Option<(usize, u64)>,
+    /// Near-duplicate cluster id (the number of its first record among the signed ones).
+    pub cluster: Option<u64>,
+    pub cluster_size: u64,
+    pub is_representative: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,17 +92,28 @@ pub struct Located {
 struct ScanKernel<'a> {
     encodings: &'a [Encoding],
     options: &'a ScanOptions,
+    dedup: Option<&'a DedupOptions>,
+    diversity: &'a Mutex<Diversity>,
 }
 
-impl Kernel for ScanKernel<'_> {
-    type Worker = Vec<Counter>;
+struct ScanWorker<'a> {
+    counters: Vec<Counter>,
+    signer: Option<SignWorker<'a>>,
+}
+
+impl<'a> Kernel for ScanKernel<'a> {
+    type Worker = ScanWorker<'a>;
     type Output = Vec<RecordRow>;
 
-    fn worker(&self) -> Vec<Counter> {
-        self.encodings.iter().map(|e| e.counter(false)).collect()
+    fn worker(&self) -> ScanWorker<'a> {
+        ScanWorker {
+            counters: self.encodings.iter().map(|e| e.counter(false)).collect(),
+            signer: self.dedup.map(|d| SignWorker::new(&d.config, self.diversity)),
+        }
     }
 
-    fn process(&self, counters: &mut Vec<Counter>, chunk: &LinesChunk) -> Vec<RecordRow> {
+    fn process(&self, worker: &mut ScanWorker<'a>, chunk: &LinesChunk) -> Vec<RecordRow> {
+        let counters = &mut worker.counters;
         let mut rows = Vec::new();
         chunk.for_each_line(|line, _, bytes| {
             let mut row = RecordRow {
@@ -90,6 +123,8 @@ impl Kernel for ScanKernel<'_> {
                 line_problem: None,
                 audit: None,
                 other_tokens: vec![],
+                signature: None,
+                dedup: None,
             };
             let parsed = parse_line(bytes);
             if !matches!(parsed, Parsed::Blank) && !in_sample(self.options.sample, chunk.file, line) {
@@ -111,6 +146,11 @@ impl Kernel for ScanKernel<'_> {
                         .map(|c| audit_record(&record, &no_limit, c).total_tokens)
                         .collect();
                     row.status = if audit.is_valid() { RowStatus::Valid } else { RowStatus::Invalid };
+                    if let (RowStatus::Valid, Some(signer), Some(d)) =
+                        (&row.status, &mut worker.signer, self.dedup)
+                    {
+                        row.signature = signer.sign_record(&record, &d.text).ok();
+                    }
                     row.audit = Some(audit);
                 }
             }
@@ -192,7 +232,23 @@ pub fn scan(
             return Err(Error::InvalidInput(format!("sample fraction must be in (0, 1], not {fraction}")));
         }
     }
-    let kernel = ScanKernel { encodings, options };
+    let dedup_options = options.dedup.clone().map(|config| {
+        let text = if options.audit.text_field == ["text"] {
+            TextSpec::Auto
+        } else {
+            TextSpec::Field(options.audit.text_field.clone())
+        };
+        DedupOptions { text, config }
+    });
+    if let Some(d) = &dedup_options {
+        d.config.validate()?;
+    }
+    let diversity = Mutex::new(Diversity::default());
+    let kernel = ScanKernel { encodings, options, dedup: dedup_options.as_ref(), diversity: &diversity };
+    let mut index = dedup_options.as_ref().map(|d| DedupIndex::new(&d.config));
+    // Each signed record's file and line, and its row in `records` (when rows are kept).
+    let mut places: Vec<(u32, u64)> = Vec::new();
+    let mut place_rows: Vec<usize> = Vec::new();
     let mut files = vec![FileTally::default(); sources.len()];
     let mut problems = Vec::new();
     let mut records = Vec::new();
@@ -236,11 +292,18 @@ pub fn scan(
                         line_problem,
                         audit: None,
                         other_tokens: vec![],
+                        signature: None,
+                        dedup: None,
                     });
                 }
             }
             Event::Lines { output, .. } => {
-                for row in output {
+                for mut row in output {
+                    if let (Some(index), Some(sig)) = (&mut index, row.signature.take()) {
+                        index.add(&sig);
+                        places.push((row.file as u32, row.line));
+                        place_rows.push(records.len());
+                    }
                     let tally = &mut files[row.file];
                     tally.lines += 1;
                     match row.status {
@@ -301,6 +364,53 @@ pub fn scan(
         }
         Ok(())
     })?;
+
+    let mut duplicates = Value::Null;
+    if let (Some(index), Some(d)) = (index, &dedup_options) {
+        let result = resolve(sources, d, run_options, index, &places)?;
+        for (((file, line), outcome), &row) in places.iter().zip(&result.records).zip(&place_rows) {
+            if let Some(first) = outcome.exact_dup_of {
+                let (first_file, first_line) = places[first as usize];
+                let tally = &mut files[*file as usize];
+                *tally.warnings.entry(audit_codes::DUPLICATE).or_default() += 1;
+                let message = format!("same text as {}:{first_line}", sources[first_file as usize].name());
+                let problem = Problem::new(audit_codes::DUPLICATE, message);
+                note(
+                    &mut problems,
+                    Located { file: *file as usize, line: *line, severity: "warning", problem },
+                );
+            }
+            if options.keep_records {
+                records[row].dedup = Some(RowDedup {
+                    exact_dup_of: outcome.exact_dup_of.map(|i| {
+                        let (f, l) = places[i as usize];
+                        (f as usize, l)
+                    }),
+                    cluster: outcome.cluster,
+                    cluster_size: outcome.cluster_size,
+                    is_representative: outcome.is_representative,
+                });
+            }
+        }
+        problems.sort_by_key(|p| (p.file, p.line));
+        let sum = &result.summary;
+        let curve: Vec<Value> =
+            detection_table(d.config.bands, d.config.rows).into_iter().map(|(s, p)| json!([s, p])).collect();
+        let diversity = diversity.into_inner().unwrap_or_else(|e| e.into_inner()).report();
+        duplicates = json!({
+            "near_duplicates_searched": !sources.contains(&Source::Stdin),
+            "records": sum.records, "exact_duplicates": sum.exact_duplicates,
+            "near_dup_clusters": sum.near_dup_clusters, "records_in_clusters": sum.records_in_clusters,
+            "removed": sum.removed, "kept": sum.kept, "unique_fraction": sum.unique_fraction,
+            "candidates": sum.candidates, "pairs_compared": sum.pairs_compared, "pairs_joined": sum.pairs_joined,
+            "config": {"ngram": d.config.ngram, "num_perm": d.config.num_perm, "bands": d.config.bands,
+                       "rows": d.config.rows, "threshold": d.config.threshold, "keep": d.config.keep.name()},
+            "detection_probability": curve,
+            "diversity": diversity.iter().map(|n| json!({"n": n.n, "total": n.total, "distinct": n.distinct,
+                                                         "ratio": n.ratio, "exact": n.exact})).collect::<Vec<_>>(),
+            "clusters": largest_clusters(&places, &result.records, sources),
+        });
+    }
 
     // File-level warnings.
     for (file, tally) in files.iter_mut().enumerate() {
@@ -416,9 +526,39 @@ pub fn scan(
     obj.insert("cost".into(), costs[0].clone());
     obj.insert("costs".into(), json!(costs));
     obj.insert("packing".into(), packing);
+    obj.insert("duplicates".into(), duplicates);
     obj.insert(
         "sample".into(),
         json!(options.sample.map(|(f, seed)| json!({"fraction": f, "seed": seed, "lines": sampled_lines}))),
     );
     Ok(ScanReport { summary, problems, records })
+}
+
+/// How many of the largest near-duplicate clusters the summary lists, and how many lines of each.
+const LISTED_CLUSTERS: usize = 20;
+const LISTED_CLUSTER_LINES: usize = 10;
+
+/// The largest clusters, biggest first: size and the first lines (file, line) of each.
+fn largest_clusters(places: &[(u32, u64)], outcomes: &[RecordOutcome], sources: &[Source]) -> Value {
+    let mut members: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if let Some(cluster) = outcome.cluster {
+            members.entry(cluster).or_default().push(i);
+        }
+    }
+    let mut clusters: Vec<(u64, Vec<usize>)> = members.into_iter().collect();
+    clusters.sort_by_key(|(id, m)| (std::cmp::Reverse(m.len()), *id));
+    let listed: Vec<Value> = clusters
+        .iter()
+        .take(LISTED_CLUSTERS)
+        .map(|(id, m)| {
+            let lines: Vec<Value> = m
+                .iter()
+                .take(LISTED_CLUSTER_LINES)
+                .map(|&i| json!([sources[places[i].0 as usize].name(), places[i].1]))
+                .collect();
+            json!({"cluster": id, "size": m.len(), "lines": lines})
+        })
+        .collect();
+    json!(listed)
 }

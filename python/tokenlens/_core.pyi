@@ -78,4 +78,11 @@ def scan_files(
     max_line_bytes: int = ...,
     progress: Progress | None = None,
     chunk_size: int | None = None,
+    dedup: bool = True,
+    ngram: int = 5,
+    num_perm: int = 112,
+    bands: int = 14,
+    rows: int = 8,
+    threshold: float = 0.8,
+    keep: str = "first",
 ) -> tuple[str, list[tuple[int, int, str, str, str]], dict[str, Any]]: ...

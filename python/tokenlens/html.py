@@ -206,7 +206,7 @@ def _histogram_svg(
         )
         t += ystep
     for b, (x, bw) in zip(bins, geo, strict=True):
-        bh = ph * b.count / ytop
+        bh = max(ph * b.count / ytop, 2.0) if b.count else 0.0  # a lone example stays visible
         fill = "#e05252" if b.tail else color
         parts.append(
             f'<rect x="{x + 1:.1f}" y="{mt + ph - bh:.1f}" width="{max(bw - 2, 1):.1f}" height="{bh:.1f}" '
@@ -223,7 +223,12 @@ def _histogram_svg(
         (geo[i][0] + slot / 2, _fmt_axis(b.lo)) for i, b in enumerate(regular) if i % every == 0
     ]
     for b, (x, bw) in zip(tails, geo[len(regular) :], strict=True):
-        short = f"> {_fmt_axis(b.lo - 1)}" if b.label.startswith(">") else f"\u2265 {_fmt_axis(b.lo)}"
+        if b.label.startswith(">"):
+            short = f"> {_fmt_axis(b.lo - 1)}"
+        elif b.label.startswith("\u2265"):
+            short = f"\u2265 {_fmt_axis(b.lo)}"
+        else:
+            short = f"{_fmt_axis(b.lo)}\u2013{_fmt_axis(b.hi - 1)}"
         ticks.append((x + bw / 2, short))
     for x, text in ticks:
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{mt + ph}" y2="{mt + ph + 4}" stroke="#9aa5b1"/>')

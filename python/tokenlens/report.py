@@ -106,6 +106,12 @@ def _records_frame(names: list[str], columns: dict[str, Any]) -> pl.DataFrame:
             "prompt_tokens": pl.Series(columns["prompt_tokens"], dtype=u64),
             "completion_tokens": pl.Series(columns["completion_tokens"], dtype=u64),
             "label": pl.Series(columns["label"], dtype=pl.String),
+            "exact_dup_of_file": pl.Series([None if i is None else names[i] for i in columns["exact_dup_of_file"]],
+                                           dtype=pl.String),
+            "exact_dup_of": pl.Series(columns["exact_dup_of"], dtype=u64),
+            "cluster": pl.Series(columns["cluster"], dtype=u64),
+            "cluster_size": pl.Series(columns["cluster_size"], dtype=u64),
+            "is_representative": pl.Series(columns["is_representative"], dtype=pl.Boolean),
         }
     )
 
