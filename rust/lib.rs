@@ -9,6 +9,7 @@ pub mod audit;
 pub mod count;
 pub mod dedup;
 pub mod error;
+pub mod output;
 pub mod pipeline;
 pub mod reader;
 pub mod record;

@@ -426,6 +426,98 @@ fn scan_files<'py>(
     Ok((report.summary.to_string(), problems, columns))
 }
 
+/// Copies every line of `paths` except the dropped ones (per file, ascending line numbers) to
+/// `dest`, atomically. Returns (lines read, lines written).
+#[pyfunction]
+#[pyo3(signature = (paths, drop, dest, *, force = false, threads = None, max_line_bytes = 256 << 20, progress = None))]
+#[allow(clippy::too_many_arguments)]
+fn write_lines(
+    py: Python<'_>,
+    paths: Vec<String>,
+    mut drop: Vec<Vec<u64>>,
+    dest: &str,
+    force: bool,
+    threads: Option<usize>,
+    max_line_bytes: u64,
+    progress: Option<&Progress>,
+) -> PyResult<(u64, u64)> {
+    if drop.len() != paths.len() {
+        return Err(InvalidInputError::new_err("drop needs one list of line numbers per path"));
+    }
+    drop.iter_mut().for_each(|lines| {
+        lines.sort_unstable();
+        lines.dedup();
+    });
+    let settings = RunSettings { threads, max_line_bytes, chunk_size: None, progress };
+    settings.validate()?;
+    let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
+    let dest = std::path::Path::new(dest);
+    let summary = run_interruptible(py, |check| {
+        crate::output::write_lines(&sources, &drop, dest, force, &settings.options(check))
+    })?;
+    Ok((summary.lines_read, summary.lines_written))
+}
+
+/// Exact and near duplicates of the records of `paths` (no tokenization). Returns (summary JSON,
+/// records as columns: file, line, exact_dup_of_file, exact_dup_of, cluster, cluster_size,
+/// is_representative, removed).
+#[pyfunction]
+#[pyo3(signature = (paths, *, field = None, ngram = 5, num_perm = 112, bands = 14, rows = 8, threshold = 0.8, keep = "first", threads = None, max_line_bytes = 256 << 20, progress = None))]
+#[allow(clippy::too_many_arguments)]
+fn dedup_files<'py>(
+    py: Python<'py>,
+    paths: Vec<String>,
+    field: Option<&str>,
+    ngram: usize,
+    num_perm: usize,
+    bands: usize,
+    rows: usize,
+    threshold: f64,
+    keep: &str,
+    threads: Option<usize>,
+    max_line_bytes: u64,
+    progress: Option<&Progress>,
+) -> PyResult<(String, Bound<'py, PyDict>)> {
+    let settings = RunSettings { threads, max_line_bytes, chunk_size: None, progress };
+    settings.validate()?;
+    let config =
+        DedupConfig { ngram, num_perm, bands, rows, threshold, keep: Keep::parse(keep).map_err(to_py_err)? };
+    let options = crate::dedup::DedupOptions { text: TextSpec::parse(field), config };
+    let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
+    let report =
+        run_interruptible(py, |check| crate::dedup::dedup(&sources, &options, &settings.options(check)))?;
+    let s = &report.summary;
+    let summary = serde_json::json!({
+        "lines": report.lines, "blank": report.blank, "not_records": report.skipped_by_code,
+        "records": s.records, "exact_duplicates": s.exact_duplicates, "near_dup_clusters": s.near_dup_clusters,
+        "records_in_clusters": s.records_in_clusters, "removed": s.removed, "kept": s.kept,
+        "unique_fraction": s.unique_fraction,
+        "file_errors": report.file_errors,
+        "detection_probability": crate::dedup::detection_table(bands, rows),
+    });
+    let recs = &report.records;
+    let place = |i: u64| &recs[i as usize];
+    let columns = PyDict::new(py);
+    columns.set_item("file", recs.iter().map(|r| r.file).collect::<Vec<_>>())?;
+    columns.set_item("line", recs.iter().map(|r| r.line).collect::<Vec<_>>())?;
+    columns.set_item(
+        "exact_dup_of_file",
+        recs.iter().map(|r| r.outcome.exact_dup_of.map(|i| place(i).file)).collect::<Vec<_>>(),
+    )?;
+    columns.set_item(
+        "exact_dup_of",
+        recs.iter().map(|r| r.outcome.exact_dup_of.map(|i| place(i).line)).collect::<Vec<_>>(),
+    )?;
+    columns.set_item("cluster", recs.iter().map(|r| r.outcome.cluster).collect::<Vec<_>>())?;
+    columns.set_item("cluster_size", recs.iter().map(|r| r.outcome.cluster_size).collect::<Vec<_>>())?;
+    columns.set_item(
+        "is_representative",
+        recs.iter().map(|r| r.outcome.is_representative).collect::<Vec<_>>(),
+    )?;
+    columns.set_item("removed", recs.iter().map(|r| r.outcome.removed()).collect::<Vec<_>>())?;
+    Ok((summary.to_string(), columns))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -438,5 +530,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Progress>()?;
     m.add_function(wrap_pyfunction!(count_files, m)?)?;
     m.add_function(wrap_pyfunction!(scan_files, m)?)?;
+    m.add_function(wrap_pyfunction!(write_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(dedup_files, m)?)?;
     Ok(())
 }

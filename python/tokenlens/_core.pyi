@@ -12,7 +12,9 @@ __all__ = [
     "TokenlensError",
     "__version__",
     "count_files",
+    "dedup_files",
     "scan_files",
+    "write_lines",
 ]
 __version__: Final[str]
 BUILD_PROFILE: Final[str]
@@ -86,3 +88,27 @@ def scan_files(
     threshold: float = 0.8,
     keep: str = "first",
 ) -> tuple[str, list[tuple[int, int, str, str, str]], dict[str, Any]]: ...
+def write_lines(
+    paths: list[str],
+    drop: list[list[int]],
+    dest: str,
+    *,
+    force: bool = False,
+    threads: int | None = None,
+    max_line_bytes: int = ...,
+    progress: Progress | None = None,
+) -> tuple[int, int]: ...
+def dedup_files(
+    paths: list[str],
+    *,
+    field: str | None = None,
+    ngram: int = 5,
+    num_perm: int = 112,
+    bands: int = 14,
+    rows: int = 8,
+    threshold: float = 0.8,
+    keep: str = "first",
+    threads: int | None = None,
+    max_line_bytes: int = ...,
+    progress: Progress | None = None,
+) -> tuple[str, dict[str, Any]]: ...

@@ -10,8 +10,10 @@ from typing import Any, NoReturn, TextIO, TypeVar
 import click
 
 from tokenlens import _core
+from tokenlens._core import Progress
 from tokenlens.api import DEFAULT_MAX_LINE_BYTES, CountResult, count_file
 from tokenlens.errors import TokenlensError
+from tokenlens.fix import FixResult, dedup, filter_lines, manifest_path
 from tokenlens.models import OwnHardware
 from tokenlens.output import write_json_atomic
 from tokenlens.progress import progress_line
@@ -555,3 +557,189 @@ def scan_command(
     if html_path is not None:
         report.write_html(html_path, command=" ".join(["tokenlens", *sys.argv[1:]]))
     _exit_for(report)
+
+
+def output_options(command: F) -> F:
+    """Options of the commands that write a fixed dataset."""
+    options = [
+        click.option(
+            "--output",
+            "-o",
+            required=True,
+            metavar="OUT.jsonl[.gz|.zst]",
+            help="Where the kept lines go (compressed by extension).",
+        ),
+        click.option("--force", is_flag=True, help="Replace OUT (and its manifest) if it exists."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def dedup_options(command: F) -> F:
+    options = [
+        click.option(
+            "--keep",
+            type=click.Choice(["first", "longest"]),
+            default="first",
+            show_default=True,
+            help="Which record of a near-duplicate cluster stays.",
+        ),
+        click.option(
+            "--ngram", type=click.IntRange(min=1), default=5, show_default=True, help="Words per shingle."
+        ),
+        click.option(
+            "--num-perm",
+            type=click.IntRange(min=1),
+            default=112,
+            show_default=True,
+            help="MinHash permutations.",
+        ),
+        click.option("--bands", type=click.IntRange(min=1), default=14, show_default=True, help="LSH bands."),
+        click.option(
+            "--rows", type=click.IntRange(min=1), default=8, show_default=True, help="Rows per band."
+        ),
+        click.option(
+            "--threshold",
+            type=click.FloatRange(min=0, max=1),
+            default=0.8,
+            show_default=True,
+            help="Jaccard similarity a candidate pair must reach to be joined.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _detection_curve(bands: int, rows: int) -> str:
+    points = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95]
+    return "  ".join(f"J={s:.2f}: {1 - (1 - s**rows) ** bands:.1%}" for s in points)
+
+
+def _print_fix(result: FixResult, out: TextIO) -> None:
+    print(
+        f"{result.lines_read:,} lines read, {result.lines_written:,} written to {result.output}, "
+        f"{len(result.dropped):,} dropped",
+        file=out,
+    )
+    for reason, n in sorted(result.dropped_by_reason.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:>9,}  {reason}", file=out)
+    print(f"manifest: {manifest_path(result.output)}", file=out)
+
+
+def _run_fix(work: Callable[[Progress], FixResult], no_progress: bool) -> FixResult:
+    try:
+        with progress_line(not no_progress) as progress:
+            return work(progress)
+    except (OSError, TokenlensError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        click.echo("tokenlens: interrupted; no output was written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@main.command(name="dedup")
+@input_options
+@output_options
+@dedup_options
+@click.option("--field", "-f", default=None, help="Key or dotted path of the text [default: as count].")
+@click.option("--exact-only", is_flag=True, help="Drop exact duplicates only.")
+@click.option(
+    "--clusters",
+    "clusters_path",
+    default=None,
+    metavar="FILE.parquet",
+    help="Write the near-duplicate clusters (file, line, cluster, ...).",
+)
+def dedup_command(
+    paths: tuple[str, ...],
+    encoding: str | None,
+    threads: int | None,
+    max_line_bytes: int,
+    no_progress: bool,
+    output: str,
+    force: bool,
+    field: str | None,
+    exact_only: bool,
+    clusters_path: str | None,
+    **config: Any,
+) -> None:
+    """Drop exact and near-duplicate records; keep the rest byte for byte, in order."""
+    print(
+        f"detection probability ({config['bands']} bands x {config['rows']} rows): "
+        f"{_detection_curve(config['bands'], config['rows'])}",
+        file=sys.stderr,
+    )
+    result = _run_fix(
+        lambda progress: dedup(
+            paths,
+            output,
+            field=field,
+            exact_only=exact_only,
+            clusters=clusters_path,
+            force=force,
+            threads=threads,
+            max_line_bytes=max_line_bytes,
+            progress=progress,
+            command=" ".join(["tokenlens", *sys.argv[1:]]),
+            **config,
+        ),
+        no_progress,
+    )
+    _print_fix(result, sys.stdout)
+    sys.exit(EXIT_CLEAN)
+
+
+@main.command(name="filter")
+@input_options
+@output_options
+@audit_options
+@click.option("--drop-invalid", is_flag=True, help="Drop invalid and blank lines.")
+@click.option("--drop-too-long", is_flag=True, help="Drop examples over the context limit.")
+@click.option(
+    "--max-tokens", type=click.IntRange(min=1), default=None, help="Drop examples with more tokens."
+)
+@click.option(
+    "--drop-duplicates",
+    type=click.Choice(["exact", "near"]),
+    default=None,
+    help="Drop exact duplicates, or exact and near duplicates.",
+)
+def filter_command(
+    paths: tuple[str, ...],
+    encoding: str | None,
+    threads: int | None,
+    max_line_bytes: int,
+    no_progress: bool,
+    output: str,
+    force: bool,
+    drop_invalid: bool,
+    drop_too_long: bool,
+    max_tokens: int | None,
+    drop_duplicates: str | None,
+    **audit: Any,
+) -> None:
+    """Keep the lines that pass the filters, byte for byte, in order."""
+    kwargs = _scan_kwargs(audit)
+    kwargs["format"] = kwargs.pop("format_")
+    result = _run_fix(
+        lambda progress: filter_lines(
+            paths,
+            output,
+            drop_invalid=drop_invalid,
+            drop_too_long=drop_too_long,
+            max_tokens=max_tokens,
+            drop_duplicates=drop_duplicates,
+            encoding=encoding,
+            force=force,
+            threads=threads,
+            max_line_bytes=max_line_bytes,
+            progress=progress,
+            command=" ".join(["tokenlens", *sys.argv[1:]]),
+            **kwargs,
+        ),
+        no_progress,
+    )
+    _print_fix(result, sys.stdout)
+    sys.exit(EXIT_CLEAN)

@@ -106,8 +106,9 @@ def _records_frame(names: list[str], columns: dict[str, Any]) -> pl.DataFrame:
             "prompt_tokens": pl.Series(columns["prompt_tokens"], dtype=u64),
             "completion_tokens": pl.Series(columns["completion_tokens"], dtype=u64),
             "label": pl.Series(columns["label"], dtype=pl.String),
-            "exact_dup_of_file": pl.Series([None if i is None else names[i] for i in columns["exact_dup_of_file"]],
-                                           dtype=pl.String),
+            "exact_dup_of_file": pl.Series(
+                [None if i is None else names[i] for i in columns["exact_dup_of_file"]], dtype=pl.String
+            ),
             "exact_dup_of": pl.Series(columns["exact_dup_of"], dtype=u64),
             "cluster": pl.Series(columns["cluster"], dtype=u64),
             "cluster_size": pl.Series(columns["cluster_size"], dtype=u64),
@@ -138,6 +139,13 @@ def scan(
     keep_records: bool = True,
     missing_ok: bool = False,
     chunk_size: int | None = None,
+    dedup: bool = True,
+    ngram: int = 5,
+    num_perm: int = 112,
+    bands: int = 14,
+    rows: int = 8,
+    threshold: float = 0.8,
+    keep: str = "first",
 ) -> Report:
     """Audits fine-tuning data in one streaming pass: validation, exact token accounting, distributions,
     label balance, packing and cost. `model` picks encoding, context limit and price from the model
@@ -172,6 +180,13 @@ def scan(
         max_line_bytes=max_line_bytes,
         progress=progress,
         chunk_size=chunk_size,
+        dedup=dedup,
+        ngram=ngram,
+        num_perm=num_perm,
+        bands=bands,
+        rows=rows,
+        threshold=threshold,
+        keep=keep,
     )
     summary: dict[str, Any] = json.loads(summary_text)
     summary["schema_version"] = SUMMARY_SCHEMA_VERSION
