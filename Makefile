@@ -20,9 +20,12 @@ build: $(BIN)/.installed
 	$(BIN)/maturin develop --release --quiet
 
 demo: build
+	# The main job: a one-pass audit of the bundled sample (validation, exact tokens, duplicates, cost).
 	$(BIN)/tokenlens --version
 	# The sample holds a few deliberately broken lines, so tokenlens exits 1 (findings) here.
-	$(BIN)/tokenlens count $(SAMPLE) --encoding cl100k_base; test $$? -le 1
+	$(BIN)/tokenlens scan $(SAMPLE) --model gpt-4o-mini --context-limit 2048 --html sample-report.html; \
+		test $$? -le 1
+	@echo "The HTML report is in sample-report.html"
 
 lint: $(BIN)/.installed
 	cargo fmt --check
@@ -35,7 +38,7 @@ lint: $(BIN)/.installed
 rust-test:
 	cargo test --lib
 
-py-test: build
+py-test: build browser
 	$(PYTHON) -m pytest
 
 test: build lint rust-test py-test

@@ -6,6 +6,7 @@
 //! live in `python.rs` alone.
 
 pub mod audit;
+pub mod chunk;
 pub mod count;
 pub mod dedup;
 pub mod error;

@@ -10,7 +10,7 @@ use crate::pipeline::{run, Event, Kernel, RunOptions};
 use crate::reader::{LinesChunk, Source};
 
 /// Output compression, chosen by the destination's extension (`.gz`, `.zst`, else none).
-fn encoder(path: &Path, file: File) -> Result<Box<dyn FinishWrite>, Error> {
+pub(crate) fn encoder(path: &Path, file: File) -> Result<Box<dyn FinishWrite>, Error> {
     let name = path.to_string_lossy();
     let buffered = BufWriter::with_capacity(1 << 20, file);
     Ok(if name.ends_with(".gz") {
@@ -23,7 +23,7 @@ fn encoder(path: &Path, file: File) -> Result<Box<dyn FinishWrite>, Error> {
 }
 
 /// A writer that must be finished (compressed streams write their trailer) and synced.
-trait FinishWrite: Write {
+pub(crate) trait FinishWrite: Write {
     fn finish_file(self: Box<Self>) -> std::io::Result<File>;
 }
 

@@ -518,6 +518,43 @@ fn dedup_files<'py>(
     Ok((summary.to_string(), columns))
 }
 
+/// Writes `paths` to `dest` with every text record over `max_tokens` tokens (field `field`, a
+/// top-level key) replaced by its pieces (see `chunk.rs`), atomically. Returns (summary JSON,
+/// chunked records as (file, line, pieces), lines copied unchanged as (file, line, reason)).
+#[pyfunction]
+#[pyo3(signature = (paths, dest, encoding, *, max_tokens, overlap = 0, field = "text", force = false, threads = None, max_line_bytes = 256 << 20, progress = None, chunk_size = None))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn chunk_files(
+    py: Python<'_>,
+    paths: Vec<String>,
+    dest: &str,
+    encoding: &Encoding,
+    max_tokens: u64,
+    overlap: u64,
+    field: &str,
+    force: bool,
+    threads: Option<usize>,
+    max_line_bytes: u64,
+    progress: Option<&Progress>,
+    chunk_size: Option<usize>,
+) -> PyResult<(String, Vec<(usize, u64, u64)>, Vec<(usize, u64, &'static str)>)> {
+    let settings = RunSettings { threads, max_line_bytes, chunk_size, progress };
+    settings.validate()?;
+    let options = crate::chunk::ChunkOptions { field: field.to_string(), max_tokens, overlap };
+    let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
+    let dest = std::path::Path::new(dest);
+    let s = run_interruptible(py, |check| {
+        crate::chunk::chunk(&sources, &encoding.inner, &options, dest, force, &settings.options(check))
+    })?;
+    let summary = serde_json::json!({
+        "lines_read": s.lines_read, "lines_written": s.lines_written, "records": s.records,
+        "records_chunked": s.changed.len(), "pieces": s.changed.iter().map(|c| c.2).sum::<u64>(),
+        "not_chunked": s.unchanged.len(), "encoding": encoding.inner.name(), "field": field,
+        "max_tokens": max_tokens, "overlap": overlap,
+    });
+    Ok((summary.to_string(), s.changed, s.unchanged))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -532,5 +569,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan_files, m)?)?;
     m.add_function(wrap_pyfunction!(write_lines, m)?)?;
     m.add_function(wrap_pyfunction!(dedup_files, m)?)?;
+    m.add_function(wrap_pyfunction!(chunk_files, m)?)?;
     Ok(())
 }

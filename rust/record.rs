@@ -402,6 +402,125 @@ mod tests {
         assert!(matches!(parse_line(b"\xEF\xBB\xBF{\"a\": 1}"), Parsed::Record(_)));
     }
 
+    fn problem(line: &[u8]) -> Problem {
+        match parse_line(line) {
+            Parsed::Invalid(p) => p,
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(line)),
+        }
+    }
+
+    #[track_caller]
+    fn assert_problem(line: &[u8], code: &str, message_part: &str) {
+        let p = problem(line);
+        assert_eq!(p.code, code, "{:?}: {}", String::from_utf8_lossy(line), p.message);
+        assert!(p.message.contains(message_part), "{:?} lacks {message_part:?}", p.message);
+    }
+
+    #[test]
+    fn hostile_lines_get_clear_verdicts() {
+        use codes::*;
+        assert_problem(b"{\"text\": \"abc", INVALID_JSON, "ends inside a value at column 13 (truncated");
+        assert_problem(b"{\"text\": ", INVALID_JSON, "truncated");
+        assert_problem(b"[1]", NOT_AN_OBJECT, "found an array");
+        assert_problem(b"\"s\"", NOT_AN_OBJECT, "found a string");
+        assert_problem(b"12", NOT_AN_OBJECT, "found a number");
+        assert_problem(b"null", NOT_AN_OBJECT, "found null");
+        assert_problem(b"{\"text\": \"a\xC3\x28\"}", INVALID_UTF8, "byte 11");
+        assert_problem(b"{\"text\": \"a\x01b\"}", INVALID_JSON, "control character");
+        assert_problem(b"{\"text\": \"a\x00b\"}", INVALID_JSON, "control character");
+        assert_problem(b"{\"text\": \"a\tb\"}", INVALID_JSON, "control character");
+        assert_problem(b"{\"text\": 1}\x00", INVALID_JSON, "after the end of the value");
+        assert_problem(b"{\"text\": \"\\ud800\"}", INVALID_JSON, "lone leading surrogate");
+        assert_problem(b"{\"text\": \"\\udc00x\"}", INVALID_JSON, "surrogate");
+        assert_problem(b"{\"n\": 1e400}", INVALID_JSON, "number out of range");
+        assert_problem(b"{\"n\": -1e400}", INVALID_JSON, "number out of range");
+        assert_problem(b"{\"text\": \"a\"} xyz", INVALID_JSON, "two records on one line");
+        assert_problem(b"{\"text\": \"a\"}{\"text\": \"b\"}", INVALID_JSON, "at column 14");
+        assert_problem(b"{\"a\": 1}\r{\"b\": 2}", INVALID_JSON, "after the end of the value");
+        assert_problem(b"{'a': 1}", INVALID_JSON, "key must be a string at column 2");
+        assert_problem(b"{\"a\": NaN}", INVALID_JSON, "expected value");
+        assert_problem(b"{\"a\": 1,}", INVALID_JSON, "trailing comma");
+        // Still valid: escaped control characters and NUL, U+FEFF inside a string, huge integers
+        // (as floats), CR before the terminator is the reader's (a lone CR is JSON whitespace).
+        for ok in [
+            &b"{\"text\": \"a\\u0000b\\u0001\\ud83d\\ude00\"}"[..],
+            b"{\"text\": \"\xEF\xBB\xBFx\"}",
+            b"{\"n\": 123456789012345678901234567890, \"m\": 1e308, \"k\": -0}",
+            b" \t{\"a\": {\"b\": [1, {\"c\": null}]}}\r ",
+        ] {
+            assert!(matches!(parse_line(ok), Parsed::Record(_)), "{:?}", String::from_utf8_lossy(ok));
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let deep_arrays = vec![b'['; 200_000];
+        let mut deep_objects = b"{\"text\": \"x\", \"a\": ".repeat(200_000);
+        deep_objects.extend(vec![b'}'; 200_000]);
+        let mut closed = vec![b'['; 200_000];
+        closed.extend(vec![b']'; 200_000]);
+        for line in [deep_arrays, deep_objects, closed] {
+            // Run on a small stack: a recursive parser without a limit would overflow it.
+            let p = std::thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn(move || problem(&line))
+                .unwrap()
+                .join()
+                .unwrap();
+            assert_eq!(p.code, codes::INVALID_JSON);
+            assert!(p.message.contains("nested too deeply"), "{}", p.message);
+        }
+        // 128 levels are fine, 129 are not.
+        let nested = |n: usize| format!("{{\"a\": {}{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        assert!(matches!(parse_line(nested(128).as_bytes()), Parsed::Record(_)));
+        assert_eq!(problem(nested(129).as_bytes()).code, codes::INVALID_JSON);
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        use codes::DUPLICATE_KEY;
+        assert_problem(
+            b"{\"text\": \"a\", \"text\": \"b\"}",
+            DUPLICATE_KEY,
+            "duplicate key \"text\" in the record",
+        );
+        assert_problem(b"{\"a\": 1, \"\\u0061\": 1}", DUPLICATE_KEY, "duplicate key \"a\"");
+        let chat = br#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x", "role": "user"}]}"#;
+        assert_problem(chat, DUPLICATE_KEY, "duplicate key \"role\" in object messages[1] (column");
+        assert_problem(
+            br#"{"meta": {"a b": [[{"k": 1, "k": 2}]]}}"#,
+            DUPLICATE_KEY,
+            r#"object meta["a b"][0][0]"#,
+        );
+        // The same key in different objects is fine.
+        let ok = br#"{"messages": [{"role": "user"}, {"role": "assistant"}], "role": 1}"#;
+        assert!(matches!(parse_line(ok), Parsed::Record(_)));
+        // A syntax error before the duplicate wins, one after it loses.
+        assert_eq!(problem(br#"{"a": 1, "b": tru, "a": 2}"#).code, codes::INVALID_JSON);
+        assert_eq!(problem(br#"{"a": 1, "a": 2, "b": tru}"#).code, DUPLICATE_KEY);
+    }
+
+    #[test]
+    fn byte_order_mark_only_on_the_first_line() {
+        let bom_record = b"\xEF\xBB\xBF{\"text\": \"a\"}";
+        assert!(matches!(parse_line_at(1, bom_record), Parsed::Record(_)));
+        assert!(matches!(parse_line_at(1, b"\xEF\xBB\xBF"), Parsed::Blank));
+        for line in [&bom_record[..], b"\xEF\xBB\xBF", b"\xEF\xBB\xBF  "] {
+            let Parsed::Invalid(p) = parse_line_at(2, line) else { panic!() };
+            assert_eq!(p.code, codes::UNEXPECTED_BOM);
+        }
+        // A BOM after leading whitespace is not JSON whitespace.
+        assert_eq!(problem(b" \xEF\xBB\xBF{}").code, codes::INVALID_JSON);
+    }
+
+    #[test]
+    fn records_keep_every_value() {
+        let line = br#"{"a": [1, -2, 2.5, true, null, "s", {"b": {}}], "c": 18446744073709551615}"#;
+        let Parsed::Record(map) = parse_line(line) else { panic!() };
+        let expected: Value = serde_json::from_slice(line).unwrap();
+        assert_eq!(Value::Object(map), expected);
+    }
+
     #[test]
     fn texts_by_format() {
         let auto = TextSpec::Auto;

@@ -22,8 +22,25 @@ use crate::stats::{
 };
 use crate::tokenizer::{Counter, Encoding};
 
-/// At most this many problems are kept with their messages; all of them are counted.
-pub const MAX_REPORTED_PROBLEMS: usize = 10_000;
+/// At most this many problems of each code are kept with their messages; all of them are counted.
+pub const MAX_REPORTED_PER_CODE: u64 = 1_000;
+
+/// The problems kept with their messages: the first [`MAX_REPORTED_PER_CODE`] of each code.
+#[derive(Default)]
+struct ProblemList {
+    kept: Vec<Located>,
+    per_code: BTreeMap<&'static str, u64>,
+}
+
+impl ProblemList {
+    fn note(&mut self, located: Located) {
+        let seen = self.per_code.entry(located.problem.code).or_default();
+        *seen += 1;
+        if *seen <= MAX_REPORTED_PER_CODE {
+            self.kept.push(located);
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
@@ -200,7 +217,7 @@ impl FileTally {
 pub struct ScanReport {
     /// The JSON summary (see the schema in the Python package).
     pub summary: Value,
-    /// The first [`MAX_REPORTED_PROBLEMS`] problems, in input order.
+    /// The first [`MAX_REPORTED_PER_CODE`] problems of each code, in input order.
     pub problems: Vec<Located>,
     /// One row per line, when asked for.
     pub records: Vec<RecordRow>,
@@ -250,7 +267,7 @@ pub fn scan(
     let mut places: Vec<(u32, u64)> = Vec::new();
     let mut place_rows: Vec<usize> = Vec::new();
     let mut files = vec![FileTally::default(); sources.len()];
-    let mut problems = Vec::new();
+    let mut problems = ProblemList::default();
     let mut records = Vec::new();
     let mut tokens = Distribution::new();
     let mut trainable = Distribution::new();
@@ -259,11 +276,6 @@ pub fn scan(
     let mut labels = LabelBalance::new();
     let mut too_long = 0u64;
     let mut formats: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let note = |problems: &mut Vec<Located>, located: Located| {
-        if problems.len() < MAX_REPORTED_PROBLEMS {
-            problems.push(located);
-        }
-    };
 
     run(sources, run_options, &kernel, |event| {
         match event {
@@ -281,7 +293,7 @@ pub fn scan(
                 tally.lines += 1;
                 tally.invalid += 1;
                 *tally.errors.entry(problem.code).or_default() += 1;
-                note(&mut problems, Located { file, line, severity: "error", problem: problem.clone() });
+                problems.note(Located { file, line, severity: "error", problem: problem.clone() });
                 if options.keep_records {
                     let line_problem = Some(problem);
                     let status = RowStatus::Invalid;
@@ -320,7 +332,7 @@ pub fn scan(
                             severity: "error",
                             problem: problem.clone(),
                         };
-                        note(&mut problems, located);
+                        problems.note(located);
                     }
                     if let Some(audit) = &row.audit {
                         for problem in &audit.errors {
@@ -331,7 +343,7 @@ pub fn scan(
                                 severity: "error",
                                 problem: problem.clone(),
                             };
-                            note(&mut problems, located);
+                            problems.note(located);
                         }
                         for problem in &audit.warnings {
                             *tally.warnings.entry(problem.code).or_default() += 1;
@@ -341,7 +353,7 @@ pub fn scan(
                                 severity: "warning",
                                 problem: problem.clone(),
                             };
-                            note(&mut problems, located);
+                            problems.note(located);
                         }
                         if row.status == RowStatus::Valid {
                             *formats.entry(audit.format.name()).or_default() += 1;
@@ -375,10 +387,7 @@ pub fn scan(
                 *tally.warnings.entry(audit_codes::DUPLICATE).or_default() += 1;
                 let message = format!("same text as {}:{first_line}", sources[first_file as usize].name());
                 let problem = Problem::new(audit_codes::DUPLICATE, message);
-                note(
-                    &mut problems,
-                    Located { file: *file as usize, line: *line, severity: "warning", problem },
-                );
+                problems.note(Located { file: *file as usize, line: *line, severity: "warning", problem });
             }
             if options.keep_records {
                 records[row].dedup = Some(RowDedup {
@@ -392,7 +401,7 @@ pub fn scan(
                 });
             }
         }
-        problems.sort_by_key(|p| (p.file, p.line));
+        problems.kept.sort_by_key(|p| (p.file, p.line));
         let sum = &result.summary;
         let curve: Vec<Value> =
             detection_table(d.config.bands, d.config.rows).into_iter().map(|(s, p)| json!([s, p])).collect();
@@ -420,7 +429,7 @@ pub fn scan(
                 format!("{} valid examples; fine-tuning needs at least {MIN_EXAMPLES}", tally.valid),
             );
             *tally.warnings.entry(problem.code).or_default() += 1;
-            note(&mut problems, Located { file, line: 0, severity: "warning", problem });
+            problems.note(Located { file, line: 0, severity: "warning", problem });
         }
     }
 
@@ -531,7 +540,7 @@ pub fn scan(
         "sample".into(),
         json!(options.sample.map(|(f, seed)| json!({"fraction": f, "seed": seed, "lines": sampled_lines}))),
     );
-    Ok(ScanReport { summary, problems, records })
+    Ok(ScanReport { summary, problems: problems.kept, records })
 }
 
 /// How many of the largest near-duplicate clusters the summary lists, and how many lines of each.

@@ -11,6 +11,7 @@ __all__ = [
     "TokenizerError",
     "TokenlensError",
     "__version__",
+    "chunk_files",
     "count_files",
     "dedup_files",
     "scan_files",
@@ -112,3 +113,17 @@ def dedup_files(
     max_line_bytes: int = ...,
     progress: Progress | None = None,
 ) -> tuple[str, dict[str, Any]]: ...
+def chunk_files(
+    paths: list[str],
+    dest: str,
+    encoding: Encoding,
+    *,
+    max_tokens: int,
+    overlap: int = 0,
+    field: str = "text",
+    force: bool = False,
+    threads: int | None = None,
+    max_line_bytes: int = ...,
+    progress: Progress | None = None,
+    chunk_size: int | None = None,
+) -> tuple[str, list[tuple[int, int, int]], list[tuple[int, int, str]]]: ...

@@ -492,6 +492,20 @@ def print_scan_summary(report: Report, out: TextIO) -> None:
             f"({p['padding_waste_percent']:.1f}% padding)",
             file=out,
         )
+    dup = s["duplicates"]
+    if dup:
+        near = (
+            f"{dup['near_dup_clusters']:,} near-duplicate clusters holding {dup['records_in_clusters']:,} records"
+            if dup["near_duplicates_searched"]
+            else "near duplicates not searched (stdin cannot be read twice)"
+        )
+        print(
+            f"duplicates: {dup['exact_duplicates']:,} exact, {near}; dedup would remove {dup['removed']:,} "
+            f"({dup['unique_fraction']:.1%} unique)",
+            file=out,
+        )
+        ratios = ", ".join(f"{d['n']}-gram {d['ratio']:.3f}" for d in dup["diversity"])
+        print(f"diversity (distinct/total word n-grams): {ratios}", file=out)
     print("\n".join(_cost_lines(report)), file=out)
 
 

@@ -408,9 +408,7 @@ def _problems(summary: dict[str, Any], problems: Sequence[Problem]) -> str:
             for p in examples.get((sev, code), [])
         )
         rows.append([f'<span class="sev {sev}">{sev}</span>', f"<code>{_text(code)}</code>", _int(n), ex])
-    note = f"Up to {EXAMPLES_PER_CODE} example locations per code."
-    if len(problems) >= 10_000:
-        note += " The problem list holds the first 10,000 problems; counts cover all lines."
+    note = f"Up to {EXAMPLES_PER_CODE} example locations per code; counts cover all lines."
     return _section(
         "Errors and warnings", _table(["severity", "code", "count", "examples"], rows, (2,)), note
     )

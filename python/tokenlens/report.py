@@ -36,7 +36,7 @@ class Problem:
 @dataclass
 class Report:
     """What `scan` found: `.summary` (the `--json` document), `.records` (one row per line),
-    `.problems` (errors and warnings with file and line, the first 10,000)."""
+    `.problems` (errors and warnings with file and line, the first 1,000 of each code)."""
 
     summary: dict[str, Any]
     problems: list[Problem]
