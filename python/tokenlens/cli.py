@@ -495,7 +495,8 @@ def print_scan_summary(report: Report, out: TextIO) -> None:
     dup = s["duplicates"]
     if dup:
         near = (
-            f"{dup['near_dup_clusters']:,} near-duplicate clusters holding {dup['records_in_clusters']:,} records"
+            f"{dup['near_dup_clusters']:,} near-duplicate clusters holding "
+            f"{dup['records_in_clusters']:,} records"
             if dup["near_duplicates_searched"]
             else "near duplicates not searched (stdin cannot be read twice)"
         )
