@@ -18,6 +18,7 @@ from tokenlens.models import OwnHardware
 from tokenlens.output import write_json_atomic
 from tokenlens.progress import progress_line
 from tokenlens.report import Report, scan
+from tokenlens.terminal import console, render_scan
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 #: The shell's code for a run stopped by Ctrl-C (128 + SIGINT).
@@ -434,82 +435,6 @@ def cost_command(
     _exit_for(report)
 
 
-def _first_lines(report: Report, code: str, limit: int = 5) -> str:
-    lines = [str(p.line) for p in report.problems if p.code == code and p.line][:limit]
-    return ", ".join(lines)
-
-
-def _dist(d: dict[str, Any]) -> str:
-    if not d["count"]:
-        return "-"
-    return (
-        f"min {d['min']:,}  p5 {d['p5']:,}  p50 {d['p50']:,}  mean {d['mean']:,.1f}  p95 {d['p95']:,}  "
-        f"max {d['max']:,}  total {d['total']:,}"
-    )
-
-
-def print_scan_summary(report: Report, out: TextIO) -> None:
-    """The readable summary of `scan`."""
-    s = report.summary
-    print(f"tokenlens {s['tokenlens_version']}  encoding {s['encoding']}", file=out)
-    for f in s["files"]:
-        print(
-            f"  {f['name']}: {f['lines']:,} lines = {f['valid']:,} valid + {f['invalid']:,} invalid + "
-            f"{f['blank']:,} blank"
-            + (f" + {f['not_sampled']:,} not sampled" if f["not_sampled"] else "")
-            + (f"  ERROR: {f['error']}" if f["error"] else ""),
-            file=out,
-        )
-    if len(s["files"]) > 1:
-        print(
-            f"  total: {s['lines']:,} lines = {s['valid']:,} valid + {s['invalid']:,} invalid + "
-            f"{s['blank']:,} blank",
-            file=out,
-        )
-    formats = ", ".join(f"{n:,} {name}" for name, n in s["formats"].items())
-    print(f"formats: {formats or '-'}", file=out)
-    for severity in ("errors", "warnings"):
-        if s[severity]:
-            print(f"{severity}:", file=out)
-            for code, n in sorted(s[severity].items(), key=lambda kv: -kv[1]):
-                print(f"  {n:>8,}  {code:<36} lines {_first_lines(report, code)}", file=out)
-    print(f"tokens per example:    {_dist(s['tokens'])}", file=out)
-    print(f"trainable per example: {_dist(s['trainable_tokens'])}", file=out)
-    print(f"messages per example:  {_dist(s['messages'])}", file=out)
-    if s["cost"]["limit"]:
-        print(f"over the context limit ({s['cost']['limit']:,}): {s['too_long']:,}", file=out)
-    labels = s["labels"]
-    if labels["classification"]:
-        classes = ", ".join(f"{label} {n:,}" for label, n in labels["classes"])
-        flag = "  IMBALANCED (worse than 1:1.5)" if labels["imbalanced"] else ""
-        print(f"labels: {classes}; max/min {labels['imbalance_ratio']:.2f}{flag}", file=out)
-    packing = s["packing"]
-    if packing:
-        u, p = packing["unpacked"], packing["packed_ffd"]
-        print(
-            f"packing at {packing['max_length']:,}: {u['sequences']:,} sequences unpacked "
-            f"({u['padding_waste_percent']:.1f}% padding), {p['sequences']:,} packed first-fit-decreasing "
-            f"({p['padding_waste_percent']:.1f}% padding)",
-            file=out,
-        )
-    dup = s["duplicates"]
-    if dup:
-        near = (
-            f"{dup['near_dup_clusters']:,} near-duplicate clusters holding "
-            f"{dup['records_in_clusters']:,} records"
-            if dup["near_duplicates_searched"]
-            else "near duplicates not searched (stdin cannot be read twice)"
-        )
-        print(
-            f"duplicates: {dup['exact_duplicates']:,} exact, {near}; dedup would remove {dup['removed']:,} "
-            f"({dup['unique_fraction']:.1%} unique)",
-            file=out,
-        )
-        ratios = ", ".join(f"{d['n']}-gram {d['ratio']:.3f}" for d in dup["diversity"])
-        print(f"diversity (distinct/total word n-grams): {ratios}", file=out)
-    print("\n".join(_cost_lines(report)), file=out)
-
-
 @main.command(name="scan")
 @input_options
 @audit_options
@@ -537,6 +462,14 @@ def print_scan_summary(report: Report, out: TextIO) -> None:
 @click.option(
     "--html", "html_path", default=None, metavar="FILE.html", help="Write a self-contained HTML report."
 )
+@click.option("--quiet", "-q", is_flag=True, help="Print no summary (outputs and the exit code only).")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour in the summary.",
+)
 def scan_command(
     paths: tuple[str, ...],
     encoding: str | None,
@@ -549,6 +482,8 @@ def scan_command(
     json_path: str | None,
     records_path: str | None,
     html_path: str | None,
+    quiet: bool,
+    color: str,
     **audit: Any,
 ) -> None:
     """Audit fine-tuning data in one pass: validity, tokens, limits, labels, packing, cost."""
@@ -564,7 +499,8 @@ def scan_command(
         seed=seed,
         **_scan_kwargs(audit),
     )
-    print_scan_summary(report, _report_stream(json_path))
+    if not quiet:
+        render_scan(report, console(_report_stream(json_path), color))
     if json_path is not None:
         report.write_json(json_path)
     if records_path is not None:
@@ -757,4 +693,155 @@ def filter_command(
         no_progress,
     )
     _print_fix(result, sys.stdout)
+    sys.exit(EXIT_CLEAN)
+
+
+@main.command(name="chunk")
+@input_options
+@output_options
+@click.option(
+    "--max-tokens", type=click.IntRange(min=1), required=True, help="Most tokens of a piece (counted alone)."
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Each piece after the first starts this many tokens before the previous one's end.",
+)
+@click.option("--field", "-f", default="text", show_default=True, help="Top-level key of the text.")
+def chunk_command(
+    paths: tuple[str, ...],
+    encoding: str | None,
+    threads: int | None,
+    max_line_bytes: int,
+    no_progress: bool,
+    output: str,
+    force: bool,
+    max_tokens: int,
+    overlap: int,
+    field: str,
+) -> None:
+    """Cut text records over --max-tokens into pieces at token boundaries; copy the rest byte for byte.
+
+    Each piece is the record with its text replaced and source_file, source_line (1-based),
+    chunk_index (0-based) and chunk_count added. Without --overlap the pieces of a record concatenate
+    to its text exactly. The manifest beside OUT lists each cut record (changed) and each line that
+    was copied because it is not a record with that text field (not_chunked)."""
+    from tokenlens.fix import chunk
+
+    if encoding is not None and "," in encoding:
+        fail("chunk takes one encoding")
+    if overlap >= max_tokens:
+        fail("--overlap must be less than --max-tokens")
+    result = _run_fix(
+        lambda progress: chunk(
+            paths,
+            output,
+            max_tokens=max_tokens,
+            overlap=overlap,
+            field=field,
+            encoding=encoding,
+            force=force,
+            threads=threads,
+            max_line_bytes=max_line_bytes,
+            progress=progress,
+            command=" ".join(["tokenlens", *sys.argv[1:]]),
+        ),
+        no_progress,
+    )
+    s = result.summary
+    print(
+        f"{result.lines_read:,} lines read, {result.lines_written:,} written to {result.output}: "
+        f"{s['records_chunked']:,} records cut into {s['pieces']:,} pieces of at most {max_tokens:,} "
+        f"{s['encoding']} tokens, {s['not_chunked']:,} lines copied without a text field",
+        file=sys.stdout,
+    )
+    print(f"manifest: {manifest_path(result.output)}", file=sys.stdout)
+    sys.exit(EXIT_CLEAN)
+
+
+@main.command(name="split")
+@input_options
+@dedup_options
+@click.option("--train", "train_path", required=True, metavar="OUT.jsonl[.gz|.zst]", help="Training lines.")
+@click.option("--val", "val_path", required=True, metavar="OUT.jsonl[.gz|.zst]", help="Validation lines.")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Share of the records that goes to validation.",
+)
+@click.option("--stratify", is_flag=True, help="Keep each label's share (within one example).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--label-field", default=None, help="Key or dotted path of the label [default: as scan].")
+@click.option("--field", "-f", default="text", show_default=True, help="Key or dotted path of text records.")
+@click.option("--force", is_flag=True, help="Replace the outputs (and their manifests) if they exist.")
+def split_command(
+    paths: tuple[str, ...],
+    encoding: str | None,
+    threads: int | None,
+    max_line_bytes: int,
+    no_progress: bool,
+    train_path: str,
+    val_path: str,
+    val_fraction: float,
+    stratify: bool,
+    seed: int,
+    label_field: str | None,
+    field: str,
+    force: bool,
+    **config: Any,
+) -> None:
+    """Split the valid records into train and validation, byte for byte, reproducibly (--seed).
+
+    Exact duplicates and near-duplicate clusters go to one side whole, never across the split.
+    Invalid and blank lines go to neither output; both manifests list them."""
+    from tokenlens.fix import SplitResult, split
+
+    def work(progress: Progress) -> SplitResult:
+        return split(
+            paths,
+            train_path,
+            val_path,
+            val_fraction=val_fraction,
+            stratify=stratify,
+            seed=seed,
+            label_field=label_field,
+            field=field,
+            encoding=_encodings(encoding),
+            force=force,
+            threads=threads,
+            max_line_bytes=max_line_bytes,
+            progress=progress,
+            command=" ".join(["tokenlens", *sys.argv[1:]]),
+            **config,
+        )
+
+    try:
+        with progress_line(not no_progress) as progress:
+            result = work(progress)
+    except (OSError, TokenlensError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        click.echo("tokenlens: interrupted; no output was written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    s = result.summary
+    print(
+        f"{s['records']:,} records: {s['train']:,} to {train_path}, {s['validation']:,} to {val_path} "
+        f"({s['actual_val_fraction'] or 0:.1%}); {s['excluded']:,} invalid or blank lines in neither",
+        file=sys.stdout,
+    )
+    print(
+        f"{s['clusters_kept_together']:,} duplicate groups kept together "
+        f"({s['records_in_clusters_kept_together']:,} records)",
+        file=sys.stdout,
+    )
+    if s["targets_missed"]:
+        print(
+            f"{len(s['targets_missed']):,} strata missed their validation target (see manifest)",
+            file=sys.stdout,
+        )
+    print(f"manifests: {manifest_path(train_path)}, {manifest_path(val_path)}", file=sys.stdout)
     sys.exit(EXIT_CLEAN)

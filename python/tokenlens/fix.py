@@ -1,10 +1,14 @@
 """Fixing the data: `dedup` and `filter` write the kept lines byte for byte, in input order,
-atomically, with a manifest beside the output that lists every dropped line and why."""
+atomically, with a manifest beside the output that lists every dropped line and why. `chunk` cuts
+long text records into pieces of at most N tokens; `split` writes a reproducible train/validation
+split that never separates duplicates."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +17,7 @@ import polars as pl
 
 from tokenlens import _core
 from tokenlens._core import Progress
-from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, _paths
+from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, _encoding, _paths
 from tokenlens.errors import InvalidInputError
 from tokenlens.output import write_json_atomic
 from tokenlens.report import Report, scan
@@ -27,6 +31,24 @@ class Dropped:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Changed:
+    """A line that `chunk` replaced by `pieces` records."""
+
+    file: str
+    line: int
+    pieces: int
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A line that `chunk` copied as it is although it is not a text record it could measure."""
+
+    file: str
+    line: int
+    reason: str
+
+
 @dataclass
 class FixResult:
     """What a fixing command did: lines read and written, and each dropped line with its reason."""
@@ -36,6 +58,9 @@ class FixResult:
     lines_written: int
     dropped: list[Dropped]
     summary: dict[str, Any] = field(default_factory=dict)
+    #: `chunk` only: the records it cut into pieces, and the lines it could not look into.
+    changed: list[Changed] | None = None
+    not_chunked: list[Unchanged] | None = None
 
     @property
     def dropped_by_reason(self) -> dict[str, int]:
@@ -45,7 +70,7 @@ class FixResult:
         return counts
 
     def manifest(self, command: str) -> dict[str, Any]:
-        return {
+        document = {
             "tokenlens_version": _core.__version__,
             "command": command,
             "output": self.output,
@@ -55,6 +80,11 @@ class FixResult:
             "dropped": [d.__dict__ for d in self.dropped],
             "summary": self.summary,
         }
+        if self.changed is not None:
+            document["changed"] = [c.__dict__ for c in self.changed]
+        if self.not_chunked is not None:
+            document["not_chunked"] = [u.__dict__ for u in self.not_chunked]
+        return document
 
 
 def manifest_path(output: str) -> str:
@@ -205,3 +235,213 @@ def filter_lines(
         if reason:
             dropped.append(Dropped(r["file"], r["line"], reason, detail))
     return _write(names, dropped, output, command, report.summary, force, threads, max_line_bytes, progress)
+
+
+def chunk(
+    paths: PathLike | Sequence[PathLike],
+    output: str,
+    *,
+    max_tokens: int,
+    overlap: int = 0,
+    field: str = "text",
+    encoding: str | _core.Encoding | None = None,
+    force: bool = False,
+    threads: int | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    progress: Progress | None = None,
+    command: str = "tokenlens.chunk",
+) -> FixResult:
+    """Cuts every text record over `max_tokens` tokens (of `encoding`, cl100k_base by default; the
+    text is the top-level key `field`) into pieces of at most `max_tokens` tokens each, counted
+    alone, at token boundaries moved back to character boundaries. Each piece is the record with
+    its text replaced and `source_file`, `source_line` (1-based), `chunk_index` (0-based) and
+    `chunk_count` added. Without `overlap` the pieces of a record concatenate to its text exactly;
+    with `overlap` K each piece after the first starts K tokens before the previous one's end.
+
+    Everything else is copied byte for byte: records that fit, and lines `chunk` cannot measure
+    (blank, not JSON objects, no such field, a field that is not a string), which the manifest lists
+    under `not_chunked` with a reason. Nothing is dropped. The manifest's `changed` lists each cut
+    record with its number of pieces."""
+    names = _paths(paths)
+    _check_output(names, output, force)
+    if max_tokens < 1 or not 0 <= overlap < max_tokens:
+        raise InvalidInputError("max_tokens must be at least 1, and overlap from 0 to max_tokens - 1")
+    summary_text, changed, unchanged = _core.chunk_files(
+        names,
+        output,
+        _encoding(encoding if encoding is not None else "cl100k_base"),
+        max_tokens=max_tokens,
+        overlap=overlap,
+        field=field,
+        force=force,
+        threads=threads,
+        max_line_bytes=max_line_bytes,
+        progress=progress,
+    )
+    summary = json.loads(summary_text)
+    result = FixResult(
+        output,
+        summary["lines_read"],
+        summary["lines_written"],
+        [],
+        summary,
+        changed=[Changed(names[f], line, n) for f, line, n in changed],
+        not_chunked=[Unchanged(names[f], line, reason) for f, line, reason in unchanged],
+    )
+    write_json_atomic(manifest_path(output), result.manifest(command))
+    return result
+
+
+@dataclass
+class SplitResult:
+    """What `split` wrote: the train and validation outputs (each with its manifest) and a summary."""
+
+    train: FixResult
+    validation: FixResult
+    summary: dict[str, Any]
+
+
+def _targets(sizes: dict[Any, int], fraction: float, rng: random.Random) -> dict[Any, int]:
+    """Validation examples per stratum: floor or ceil of `fraction` of its size (largest remainders
+    get the extra ones, ties in seeded random order), summing to `fraction` of all, rounded."""
+    total = sum(sizes.values())
+    wanted = math.floor(fraction * total + 0.5)
+    targets = {s: math.floor(fraction * n) for s, n in sizes.items()}
+    strata = list(sizes)
+    rng.shuffle(strata)
+    strata.sort(key=lambda s: -(fraction * sizes[s] - targets[s]))
+    for s in strata[: max(0, wanted - sum(targets.values()))]:
+        if targets[s] < sizes[s]:
+            targets[s] += 1
+    return targets
+
+
+def split(
+    paths: PathLike | Sequence[PathLike],
+    train: str,
+    validation: str,
+    *,
+    val_fraction: float = 0.1,
+    stratify: bool = False,
+    seed: int = 0,
+    label_field: str | None = None,
+    force: bool = False,
+    threads: int | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    progress: Progress | None = None,
+    command: str = "tokenlens.split",
+    **scan_options: Any,
+) -> SplitResult:
+    """A reproducible train/validation split of the valid records, written byte for byte in input
+    order to `train` and `validation`.
+
+    Records are grouped first: exact duplicates and near-duplicate clusters (as `scan` finds them)
+    form one group each, and a group goes to one side whole, so no duplicate crosses the split. The
+    groups are visited in an order shuffled with `seed` (Python's `random.Random`, so the split
+    depends on the seed and the data only, never on the thread count), and a group goes to
+    validation while that keeps validation at or under its target, else to train. The target is
+    `val_fraction` of the records, rounded; with `stratify`, per label (scan's `label`: the last
+    assistant message or completion, or `label_field`; records without one form their own stratum)
+    floor or ceil of `val_fraction` of the label's records, so each label's validation count is
+    within one of its exact share whenever its groups allow it (the summary lists labels that
+    missed their target, `targets_missed`).
+
+    Invalid and blank lines go to neither output; both manifests list them (reasons `invalid`,
+    `blank`). Each manifest also lists the lines that went to the other output (reason
+    `validation` in the train manifest, `train` in the validation one)."""
+    if not 0 < val_fraction < 1:
+        raise InvalidInputError("val_fraction must be between 0 and 1")
+    names = _paths(paths)
+    if os.path.abspath(train) == os.path.abspath(validation):
+        raise InvalidInputError("the train and validation outputs must differ")
+    _check_output(names, train, force)
+    _check_output(names, validation, force)
+    report = scan(
+        names,
+        label_field=label_field,
+        threads=threads,
+        max_line_bytes=max_line_bytes,
+        progress=progress,
+        keep_records=True,
+        dedup=True,
+        **scan_options,
+    )
+    columns = ["file", "line", "status", "errors", "label", "exact_dup_of_file", "exact_dup_of", "cluster"]
+    parent: dict[Any, Any] = {}
+
+    def find(x: Any) -> Any:
+        root = x
+        while parent.setdefault(root, root) != root:
+            root = parent[root]
+        while x != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    excluded: list[Dropped] = []
+    members: list[tuple[str, int]] = []
+    labels: dict[tuple[str, int], str | None] = {}
+    for r in report.records.select(columns).iter_rows(named=True):
+        key = (r["file"], r["line"])
+        if r["status"] != "valid":
+            excluded.append(Dropped(r["file"], r["line"], r["status"], ",".join(r["errors"])))
+            continue
+        members.append(key)
+        labels[key] = r["label"]
+        find(key)
+        if r["exact_dup_of"] is not None:
+            parent[find(key)] = find((r["exact_dup_of_file"], r["exact_dup_of"]))
+        if r["cluster"] is not None:
+            parent[find(key)] = find(("cluster", r["cluster"]))
+    groups: dict[Any, list[tuple[str, int]]] = {}
+    for key in members:
+        groups.setdefault(find(key), []).append(key)
+    ordered = list(groups.values())  # by first member, in input order
+
+    def stratum(key: tuple[str, int]) -> str | None:
+        return labels[key] if stratify else ""
+
+    sizes: dict[str | None, int] = {}
+    for key in members:
+        sizes[stratum(key)] = sizes.get(stratum(key), 0) + 1
+    rng = random.Random(seed)
+    targets = _targets(sizes, val_fraction, rng)
+    in_val = dict.fromkeys(sizes, 0)
+    order = list(range(len(ordered)))
+    rng.shuffle(order)
+    to_val: set[tuple[str, int]] = set()
+    for i in order:
+        need: dict[str | None, int] = {}
+        for key in ordered[i]:
+            need[stratum(key)] = need.get(stratum(key), 0) + 1
+        if all(in_val[s] + n <= targets[s] for s, n in need.items()):
+            for s, n in need.items():
+                in_val[s] += n
+            to_val.update(ordered[i])
+    together = [g for g in ordered if len(g) > 1]
+    summary: dict[str, Any] = {
+        "lines": int(report.records.height),
+        "records": len(members),
+        "train": len(members) - len(to_val),
+        "validation": len(to_val),
+        "excluded": len(excluded),
+        "val_fraction": val_fraction,
+        "actual_val_fraction": len(to_val) / len(members) if members else None,
+        "seed": seed,
+        "stratify": stratify,
+        "groups": len(ordered),
+        "clusters_kept_together": len(together),
+        "records_in_clusters_kept_together": sum(len(g) for g in together),
+        "targets_missed": {
+            str(s): {"target": targets[s], "validation": in_val[s]} for s in sizes if in_val[s] != targets[s]
+        },
+    }
+    if stratify:
+        summary["labels"] = {
+            str(s): {"records": n, "validation": in_val[s], "train": n - in_val[s]} for s, n in sizes.items()
+        }
+    dropped_train = excluded + [Dropped(f, line, "validation") for f, line in sorted(to_val)]
+    dropped_val = excluded + [Dropped(f, line, "train") for f, line in members if (f, line) not in to_val]
+    common = (force, threads, max_line_bytes, progress)
+    train_result = _write(names, dropped_train, train, command, summary, *common)
+    val_result = _write(names, dropped_val, validation, command, summary, *common)
+    return SplitResult(train_result, val_result, summary)
