@@ -350,6 +350,9 @@ fn records_columns<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<Bound<
     Ok(columns)
 }
 
+/// A problem as Python sees it: (file index, line, severity, code, message).
+type ProblemTuple = (usize, u64, &'static str, &'static str, String);
+
 /// The one-pass audit. Returns (summary as JSON text, problems, records table columns).
 #[pyfunction]
 #[pyo3(signature = (paths, encodings, *, format = None, text_field = "text", label_field = None, context_limit = None, price_per_mtok = None, epochs = None, pack_length = None, sample = None, seed = 0, keep_records = false, threads = None, max_line_bytes = 256 << 20, progress = None, chunk_size = None, dedup = true, ngram = 5, num_perm = 112, bands = 14, rows = 8, threshold = 0.8, keep = "first"))]
@@ -379,7 +382,7 @@ fn scan_files<'py>(
     rows: usize,
     threshold: f64,
     keep: &str,
-) -> PyResult<(String, Vec<(usize, u64, &'static str, &'static str, String)>, Bound<'py, PyDict>)> {
+) -> PyResult<(String, Vec<ProblemTuple>, Bound<'py, PyDict>)> {
     let format = match format {
         None | Some("auto") => None,
         Some(name) => Some(

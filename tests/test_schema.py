@@ -35,7 +35,9 @@ def test_summary_validates_against_its_schema(args: list[str]) -> None:
     assert proc.returncode in (0, 1), proc.stderr
     summary = json.loads(proc.stdout)  # stdout holds the JSON alone
     jsonschema.validate(summary, schema())
-    assert summary["lines"] == summary["valid"] + summary["invalid"] + summary["blank"] + summary["not_sampled"]
+    assert (
+        summary["lines"] == summary["valid"] + summary["invalid"] + summary["blank"] + summary["not_sampled"]
+    )
 
 
 def test_real_data_summary_validates() -> None:

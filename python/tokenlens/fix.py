@@ -342,9 +342,11 @@ def split(
     validation while that keeps validation at or under its target, else to train. The target is
     `val_fraction` of the records, rounded; with `stratify`, per label (scan's `label`: the last
     assistant message or completion, or `label_field`; records without one form their own stratum)
-    floor or ceil of `val_fraction` of the label's records, so each label's validation count is
-    within one of its exact share whenever its groups allow it (the summary lists labels that
-    missed their target, `targets_missed`).
+    floor or ceil of `val_fraction` of the label's records (largest remainders round up, so that
+    the total is right). Groups that hold several labels must fit every label's target. A second
+    pass adds groups, while validation is short of its total, up to the ceiling of each label's
+    share. So each label's validation count is within one of its exact share whenever its groups
+    allow it; the summary lists the labels that are not (`targets_missed`).
 
     Invalid and blank lines go to neither output; both manifests list them (reasons `invalid`,
     `blank`). Each manifest also lists the lines that went to the other output (reason
@@ -409,14 +411,24 @@ def split(
     order = list(range(len(ordered)))
     rng.shuffle(order)
     to_val: set[tuple[str, int]] = set()
-    for i in order:
+    needs: list[dict[str | None, int]] = []
+    for group in ordered:
         need: dict[str | None, int] = {}
-        for key in ordered[i]:
+        for key in group:
             need[stratum(key)] = need.get(stratum(key), 0) + 1
-        if all(in_val[s] + n <= targets[s] for s, n in need.items()):
-            for s, n in need.items():
-                in_val[s] += n
-            to_val.update(ordered[i])
+        needs.append(need)
+    # First within the targets; then, while validation is short of its total, up to the ceiling of
+    # each stratum's share (still within one example of it).
+    ceilings = {s: math.ceil(val_fraction * n) for s, n in sizes.items()}
+    wanted = sum(targets.values())
+    for limits in (targets, ceilings):
+        for i in order:
+            if ordered[i][0] in to_val or len(to_val) + len(ordered[i]) > wanted:
+                continue
+            if all(in_val[s] + n <= limits[s] for s, n in needs[i].items()):
+                for s, n in needs[i].items():
+                    in_val[s] += n
+                to_val.update(ordered[i])
     together = [g for g in ordered if len(g) > 1]
     summary: dict[str, Any] = {
         "lines": int(report.records.height),
@@ -432,7 +444,9 @@ def split(
         "clusters_kept_together": len(together),
         "records_in_clusters_kept_together": sum(len(g) for g in together),
         "targets_missed": {
-            str(s): {"target": targets[s], "validation": in_val[s]} for s in sizes if in_val[s] != targets[s]
+            str(s): {"records": n, "validation": in_val[s]}
+            for s, n in sizes.items()
+            if abs(in_val[s] - val_fraction * n) >= 1
         },
     }
     if stratify:
