@@ -1,0 +1,248 @@
+"""The benchmark corpus: the real records of ../shared/data, shuffled and repeated up to a given size.
+
+`corpus_file()` writes it once to bench-data/ at the repository root (git-ignored) and re-uses it while
+its recorded size and sources still match; `corpus_texts()` gives the texts tokenlens counts by default
+(chat message contents, else "text", else prompt and completion), in file order, for peers that take
+pre-parsed strings. The size is TOKENLENS_BENCH_MB megabytes (default 1024).
+
+Run `python benches/corpus.py` to build the corpus ahead of the benchmarks.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import json
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import tokenlens
+import zstandard
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+BENCH_DATA = ROOT / "bench-data"
+SOURCES = (
+    "gsm8k_chat.jsonl.gz",
+    "t0_dev_chat.jsonl.zst",
+    "t0_dev_completion.jsonl.zst",
+    "t0_dev_text.jsonl.zst",
+)
+SEED = 20240601
+MB = 1 << 20
+
+
+def target_mb() -> int:
+    return int(os.environ.get("TOKENLENS_BENCH_MB", "1024"))
+
+
+def missing_sources() -> list[Path]:
+    """The source files that are absent (a fresh clone without ../shared/data)."""
+    return [SHARED_DATA / name for name in SOURCES if not (SHARED_DATA / name).exists()]
+
+
+def _decompressed(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        return gzip.decompress(raw)
+    if raw[:4] == b"\x28\xb5\x2f\xfd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    return raw
+
+
+@functools.cache
+def source_lines() -> tuple[bytes, ...]:
+    """Every non-blank line of the four sources, in file order."""
+    lines: list[bytes] = []
+    for name in SOURCES:
+        lines.extend(line for line in _decompressed(SHARED_DATA / name).split(b"\n") if line.strip())
+    return tuple(lines)
+
+
+def _order(size: int) -> Iterator[int]:
+    """Indexes into source_lines(): one shuffled pass after another (each pass shuffled anew), stopping
+    once the lines given add up to at least `size` bytes with their newlines."""
+    lines = source_lines()
+    rng = random.Random(SEED)
+    written = 0
+    while True:
+        order = list(range(len(lines)))
+        rng.shuffle(order)
+        for i in order:
+            yield i
+            written += len(lines[i]) + 1
+            if written >= size:
+                return
+
+
+def record_texts(record: dict[str, Any]) -> list[str]:
+    """The texts `tokenlens count` counts by default, extracted independently of tokenlens."""
+    if "messages" in record:
+        return [m["content"] for m in record["messages"] if isinstance(m.get("content"), str)]
+    if "text" in record:
+        return [record["text"]]
+    return [record[k] for k in ("prompt", "completion") if k in record]
+
+
+def _meta(size: int) -> dict[str, Any]:
+    sources = {name: (SHARED_DATA / name).stat().st_size for name in SOURCES}
+    return {"target_bytes": size, "seed": SEED, "sources": sources}
+
+
+def corpus_file(mb: int | None = None) -> Path:
+    """The JSONL corpus of about `mb` megabytes (written on first use, then re-used)."""
+    size = (mb if mb is not None else target_mb()) * MB
+    path = BENCH_DATA / f"corpus-{size // MB}mb.jsonl"
+    meta_path = path.with_suffix(".meta.json")
+    meta = _meta(size)
+    if path.exists() and meta_path.exists():
+        recorded = json.loads(meta_path.read_text())
+        if recorded.get("inputs") == meta and recorded.get("bytes") == path.stat().st_size:
+            return path
+    BENCH_DATA.mkdir(exist_ok=True)
+    lines = source_lines()
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb", buffering=16 * MB) as out:
+        for i in _order(size):
+            out.write(lines[i])
+            out.write(b"\n")
+    tmp.replace(path)
+    meta_path.write_text(json.dumps({"inputs": meta, "bytes": path.stat().st_size}, indent=2))
+    return path
+
+
+@functools.cache
+def _texts_of_source_line(i: int) -> tuple[str, ...]:
+    return tuple(record_texts(json.loads(source_lines()[i])))
+
+
+def corpus_texts(mb: int | None = None) -> list[str]:
+    """The texts of corpus_file(mb), in file order. A repeated record shares its str objects."""
+    size = (mb if mb is not None else target_mb()) * MB
+    texts: list[str] = []
+    for i in _order(size):
+        texts.extend(_texts_of_source_line(i))
+    return texts
+
+
+def texts_file(mb: int | None = None) -> Path:
+    """corpus_texts(mb) as JSONL, one {"text": ...} line per text: the same texts for tools that read
+    only a top-level string field (gigatoken's JsonlFileSource). Written once."""
+    base = corpus_file(mb)
+    path = base.with_name(f"{base.stem}-texts.jsonl")
+    if path.exists() and path.stat().st_mtime >= base.stat().st_mtime:
+        return path
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8", buffering=16 * MB) as out:
+        for text in corpus_texts(mb):
+            out.write(json.dumps({"text": text}, ensure_ascii=False))
+            out.write("\n")
+    tmp.replace(path)
+    return path
+
+
+def repeated_path(times: int, mb: int | None = None) -> Path:
+    size = (mb if mb is not None else target_mb()) * MB
+    return BENCH_DATA / f"corpus-{size // MB}mb-x{times}.jsonl"
+
+
+def repeated_file(times: int, mb: int | None = None) -> Path:
+    """corpus_file(mb) concatenated `times` times (for the memory benchmark), written once."""
+    base = corpus_file(mb)
+    path = repeated_path(times, mb)
+    if path.exists() and path.stat().st_size == times * base.stat().st_size:
+        return path
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as out:
+        for _ in range(times):
+            with base.open("rb") as src:
+                while chunk := src.read(16 * MB):
+                    out.write(chunk)
+    tmp.replace(path)
+    return path
+
+
+# Tokenizer files for the peers, made from the cl100k_base ranks that tokenlens embeds (no network).
+
+
+def cl100k_tiktoken_file() -> Path:
+    """cl100k_base in tiktoken's rank-file format (base64 token, rank), for gigatoken."""
+    path = BENCH_DATA / "cl100k_base.tiktoken"
+    if not path.exists():
+        ranks = tokenlens.Encoding("cl100k_base").tiktoken_ranks() or {}
+        by_rank = sorted(ranks.items(), key=lambda item: item[1])
+        BENCH_DATA.mkdir(exist_ok=True)
+        path.write_text("".join(f"{base64.b64encode(token).decode()} {rank}\n" for token, rank in by_rank))
+    return path
+
+
+def _byte_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-ins for bytes, as the ByteLevel pre-tokenizer writes tokens."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    others = [b for b in range(256) if b not in printable]
+    return {
+        **{b: chr(b) for b in printable},
+        **{b: chr(256 + i) for i, b in enumerate(others)},
+    }
+
+
+def cl100k_tokenizer_json() -> Path:
+    """cl100k_base as a Hugging Face tokenizer.json (vocab, merges derived from the ranks, tiktoken's
+    split pattern), for the `tokenizers` package and for tokenlens reading the same file.
+
+    Onig, the regex engine of the `tokenizers` wheel, reads tiktoken's `\\p{N}{1,3}+` as
+    `(\\p{N}{1,3})+` (any run of digits) where tiktoken means a possessive {1,3}; plain `{1,3}` matches
+    the same pieces in every engine, so the file uses that."""
+    path = BENCH_DATA / "cl100k_base.tokenizer.json"
+    if path.exists():
+        return path
+    enc = tokenlens.Encoding("cl100k_base")
+    ranks = enc.tiktoken_ranks() or {}
+    assert enc.pattern is not None
+    to_unicode = _byte_to_unicode()
+
+    def show(token: bytes) -> str:
+        return "".join(to_unicode[b] for b in token)
+
+    # Every split of a token into two tokens of lower rank is a merge, ordered by the merged token's rank
+    # (what transformers' tiktoken converter does).
+    merges = []
+    for token, rank in ranks.items():
+        for i in range(1, len(token)):
+            left, right = ranks.get(token[:i]), ranks.get(token[i:])
+            if left is not None and right is not None and max(left, right) < rank:
+                merges.append((rank, left, right, token[:i], token[i:]))
+    merges.sort()
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab={show(token): rank for token, rank in ranks.items()},
+            merges=[(show(a), show(b)) for *_, a, b in merges],
+            ignore_merges=True,
+        )
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(enc.pattern.replace("{1,3}+", "{1,3}")), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
+        ]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    BENCH_DATA.mkdir(exist_ok=True)
+    tokenizer.save(str(path))
+    return path
+
+
+if __name__ == "__main__":
+    if missing := missing_sources():
+        raise SystemExit(f"real data is absent: {', '.join(map(str, missing))}")
+    built = corpus_file()
+    print(f"{built}: {built.stat().st_size / MB:,.1f} MB")
