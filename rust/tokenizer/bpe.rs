@@ -7,9 +7,24 @@ use rustc_hash::FxHashMap;
 
 pub type Rank = u32;
 
-/// Vocabulary of a tiktoken encoding: byte sequence -> rank (which is also the token id).
+/// Byte sequences up to this long are looked up as one integer (no byte comparison).
+pub const SHORT_KEY_MAX_LEN: usize = 15;
+
+/// `bytes` (at most [`SHORT_KEY_MAX_LEN`]) and their length packed into one integer key.
+#[inline]
+pub fn short_key(bytes: &[u8]) -> u128 {
+    debug_assert!(bytes.len() <= SHORT_KEY_MAX_LEN);
+    let mut buf = [0u8; 16];
+    buf[..bytes.len()].copy_from_slice(bytes);
+    buf[15] = bytes.len() as u8;
+    u128::from_le_bytes(buf)
+}
+
+/// Vocabulary of a tiktoken encoding: byte sequence -> rank (which is also the token id). Short
+/// tokens, nearly all of them, are keyed by [`short_key`], which makes the hot lookup cheap.
 pub struct Ranks {
-    encoder: FxHashMap<Vec<u8>, Rank>,
+    short: FxHashMap<u128, Rank>,
+    long: FxHashMap<Vec<u8>, Rank>,
     decoder: Vec<Vec<u8>>,
 }
 
@@ -33,15 +48,25 @@ impl Ranks {
         }
         let size = encoder.values().copied().max().map_or(0, |m| m as usize + 1);
         let mut decoder = vec![Vec::new(); size];
-        for (token, &rank) in &encoder {
+        let (mut short, mut long) = (FxHashMap::default(), FxHashMap::default());
+        for (token, rank) in encoder {
             decoder[rank as usize] = token.clone();
+            if token.len() <= SHORT_KEY_MAX_LEN {
+                short.insert(short_key(&token), rank);
+            } else {
+                long.insert(token, rank);
+            }
         }
-        Ok(Ranks { encoder, decoder })
+        Ok(Ranks { short, long, decoder })
     }
 
     #[inline]
     pub fn get(&self, bytes: &[u8]) -> Option<Rank> {
-        self.encoder.get(bytes).copied()
+        if bytes.len() <= SHORT_KEY_MAX_LEN {
+            self.short.get(&short_key(bytes)).copied()
+        } else {
+            self.long.get(bytes).copied()
+        }
     }
 
     pub fn token_bytes(&self, rank: Rank) -> Option<&[u8]> {
@@ -49,16 +74,20 @@ impl Ranks {
     }
 
     pub fn len(&self) -> usize {
-        self.encoder.len()
+        self.short.len() + self.long.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.encoder.is_empty()
+        self.len() == 0
     }
 
     /// All (token bytes, rank) pairs, for handing the vocabulary to reference implementations.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], Rank)> {
-        self.encoder.iter().map(|(k, &v)| (k.as_slice(), v))
+        self.decoder
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(rank, t)| (t.as_slice(), rank as Rank))
     }
 }
 

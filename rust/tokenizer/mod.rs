@@ -11,7 +11,7 @@ use regex::Regex;
 use rustc_hash::FxHashMap;
 
 pub use bpe::{Rank, Ranks};
-pub use pretokenize::{PatternKind, Pretokenizer};
+pub use pretokenize::{PatternKind, PretokenCache, Pretokenizer};
 
 use crate::error::Error;
 
@@ -131,7 +131,13 @@ impl Encoding {
     /// A per-thread counter. With `special_tokens`, text such as `<|endoftext|>` counts as the special
     /// token; otherwise it is ordinary text (tiktoken's `encode_ordinary`).
     pub fn counter(&self, special_tokens: bool) -> Counter {
-        Counter { backend: self.backend.clone(), special_tokens, cache: FxHashMap::default() }
+        let pretoken_cache = self.tiktoken().map(|t| t.pretokenizer.cache());
+        Counter {
+            backend: self.backend.clone(),
+            special_tokens,
+            cache: PieceCounts::default(),
+            pretoken_cache,
+        }
     }
 
     /// Token ids of `text`.
@@ -139,10 +145,11 @@ impl Encoding {
         match &self.backend {
             Backend::Tiktoken(t) => {
                 let mut ids = Vec::new();
+                let mut cache = t.pretokenizer.cache();
                 t.for_each_segment(text, special_tokens, |segment| match segment {
                     Segment::Special(rank) => ids.push(rank),
                     Segment::Ordinary(text) => {
-                        t.pretokenizer.for_each(text, |piece| {
+                        t.pretokenizer.for_each(&mut cache, text, |piece| {
                             let piece = piece.as_bytes();
                             if let Some(rank) = t.ranks.get(piece) {
                                 ids.push(rank);
@@ -221,7 +228,8 @@ const CACHE_MAX_ENTRIES: usize = 1 << 20;
 pub struct Counter {
     backend: Backend,
     special_tokens: bool,
-    cache: FxHashMap<Box<[u8]>, u32>,
+    cache: PieceCounts,
+    pretoken_cache: Option<PretokenCache>,
 }
 
 impl Counter {
@@ -231,11 +239,12 @@ impl Counter {
             Backend::Tiktoken(t) => {
                 let mut total = 0u64;
                 let cache = &mut self.cache;
+                let pretoken_cache = self.pretoken_cache.as_mut().expect("built with the counter");
                 t.for_each_segment(text, self.special_tokens, |segment| match segment {
                     Segment::Special(_) => total += 1,
-                    Segment::Ordinary(text) => t
-                        .pretokenizer
-                        .for_each(text, |piece| total += count_piece(t, cache, piece.as_bytes())),
+                    Segment::Ordinary(text) => t.pretokenizer.for_each(pretoken_cache, text, |piece| {
+                        total += count_piece(t, cache, piece.as_bytes())
+                    }),
                 });
                 Ok(total)
             }
@@ -247,23 +256,72 @@ impl Counter {
     }
 }
 
+/// Slots of the direct-mapped cache of the most recent short pieces (2^13 x 32 bytes: fits in L2).
+const HOT_SLOTS_BITS: u32 = 13;
+
+/// Per-thread memory of pre-token counts: a small direct-mapped cache that keeps the frequent short
+/// pieces close to the CPU, then every short piece by integer key, and longer pieces by their bytes.
+struct PieceCounts {
+    hot: Box<[(u128, u32)]>,
+    short: FxHashMap<u128, u32>,
+    long: FxHashMap<Box<[u8]>, u32>,
+}
+
+impl Default for PieceCounts {
+    fn default() -> Self {
+        // Key 0 is never a piece's key (its length byte would be 0), so it marks an empty slot.
+        PieceCounts {
+            hot: vec![(0, 0); 1 << HOT_SLOTS_BITS].into(),
+            short: Default::default(),
+            long: Default::default(),
+        }
+    }
+}
+
 #[inline]
-fn count_piece(t: &Tiktoken, cache: &mut FxHashMap<Box<[u8]>, u32>, piece: &[u8]) -> u64 {
+fn hot_slot(key: u128) -> usize {
+    let mixed = ((key as u64) ^ ((key >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> (64 - HOT_SLOTS_BITS)) as usize
+}
+
+#[inline]
+fn count_piece(t: &Tiktoken, cache: &mut PieceCounts, piece: &[u8]) -> u64 {
+    let merge = || bpe::merge_boundaries(&t.ranks, piece).len() as u32 - 1;
+    if piece.len() <= bpe::SHORT_KEY_MAX_LEN {
+        let key = bpe::short_key(piece);
+        let slot = &mut cache.hot[hot_slot(key)];
+        if slot.0 == key {
+            return slot.1.into();
+        }
+        let n = match cache.short.get(&key) {
+            Some(&n) => n,
+            None => {
+                let n = if t.ranks.get(piece).is_some() { 1 } else { merge() };
+                if cache.short.len() >= CACHE_MAX_ENTRIES {
+                    cache.short.clear();
+                }
+                cache.short.insert(key, n);
+                n
+            }
+        };
+        cache.hot[hot_slot(key)] = (key, n);
+        return n.into();
+    }
     if t.ranks.get(piece).is_some() {
         return 1;
     }
     if piece.len() > CACHED_PIECE_MAX_LEN {
-        return bpe::merge_boundaries(&t.ranks, piece).len() as u64 - 1;
+        return merge().into();
     }
-    if let Some(&n) = cache.get(piece) {
-        return n as u64;
+    if let Some(&n) = cache.long.get(piece) {
+        return n.into();
     }
-    let n = bpe::merge_boundaries(&t.ranks, piece).len() as u32 - 1;
-    if cache.len() >= CACHE_MAX_ENTRIES {
-        cache.clear();
+    let n = merge();
+    if cache.long.len() >= CACHE_MAX_ENTRIES {
+        cache.long.clear();
     }
-    cache.insert(piece.into(), n);
-    n as u64
+    cache.long.insert(piece.into(), n);
+    n.into()
 }
 
 #[cfg(test)]

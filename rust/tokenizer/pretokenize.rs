@@ -1,13 +1,16 @@
 //! Splitting text into pre-tokens exactly as tiktoken's regular expressions do.
 //!
 //! tiktoken's patterns use a negative look-ahead (`\s+(?!\S)`) and possessive quantifiers, which need a
-//! backtracking engine. We compile an equivalent pattern for the `regex` crate (a DFA, much faster):
+//! backtracking engine. We compile an equivalent pattern into a lazy DFA (`regex-automata`'s hybrid
+//! DFA, much faster), searched anchored at each position since every character starts a pre-token:
 //! possessive quantifiers become greedy ones (the classes they guard are disjoint, so no backtracking
 //! can change a match), and the look-ahead alternatives become a plain `\s+` that is fixed up here:
 //! a whitespace run without a line break that is followed by more text gives its last character back
 //! to the next pre-token. Differential tests in `tests/` compare the result with the original pattern.
 
-use regex::Regex;
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, MatchKind};
 
 /// Pattern family of an OpenAI encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,17 +70,33 @@ impl PatternKind {
     }
 }
 
-/// A compiled pre-tokenizer.
+/// A compiled pre-tokenizer. Searching needs a [`PretokenCache`], one per thread.
 #[derive(Clone, Debug)]
 pub struct Pretokenizer {
     kind: PatternKind,
-    regex: Regex,
+    dfa: DFA,
 }
+
+/// The lazy DFA's per-thread state.
+pub type PretokenCache = Cache;
 
 impl Pretokenizer {
     pub fn new(kind: PatternKind) -> Self {
-        let regex = Regex::new(kind.fast_pattern()).expect("built-in pattern compiles");
-        Pretokenizer { kind, regex }
+        let config = DFA::config()
+            .match_kind(MatchKind::LeftmostFirst)
+            // Large Unicode classes make many states: never give up, just rebuild the cache.
+            .minimum_cache_clear_count(None)
+            .cache_capacity(8 << 20);
+        let dfa = DFA::builder()
+            .configure(config)
+            .syntax(syntax::Config::new().unicode(true).utf8(true))
+            .build(kind.fast_pattern())
+            .expect("built-in pattern compiles");
+        Pretokenizer { kind, dfa }
+    }
+
+    pub fn cache(&self) -> PretokenCache {
+        self.dfa.create_cache()
     }
 
     pub fn kind(&self) -> PatternKind {
@@ -86,17 +105,22 @@ impl Pretokenizer {
 
     /// Calls `f` with every pre-token of `text`, in order; the pieces concatenate to `text`.
     #[inline]
-    pub fn for_each<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) {
+    pub fn for_each<'t>(&self, cache: &mut PretokenCache, text: &'t str, mut f: impl FnMut(&'t str)) {
         let mut pos = 0;
         while pos < text.len() {
-            let Some(m) = self.regex.find_at(text, pos) else {
-                break;
+            let input = Input::new(text).range(pos..).anchored(Anchored::Yes);
+            let end = match self.dfa.try_search_fwd(cache, &input) {
+                Ok(Some(m)) => m.offset(),
+                // Every character starts a pre-token, so an anchored search always matches; the DFA
+                // never quits (no Unicode word boundaries, no cache limit). Be safe: one character.
+                _ => pos + text[pos..].chars().next().map_or(1, char::len_utf8),
             };
-            let mut end = m.end();
-            if end < text.len() && self.is_lookahead_run(m.as_str()) {
+            let piece = &text[pos..end];
+            let mut end = end;
+            if end < text.len() && self.is_lookahead_run(piece) {
                 // `\s+(?!\S)`: keep the last whitespace character for the next pre-token.
-                let last = m.as_str().chars().next_back().map_or(0, char::len_utf8);
-                if m.len() > last {
+                let last = piece.chars().next_back().map_or(0, char::len_utf8);
+                if piece.len() > last {
                     end -= last;
                 }
             }
@@ -140,7 +164,10 @@ mod tests {
                 [PatternKind::Gpt2, PatternKind::Cl100k, PatternKind::O200k].into_iter().map(Pretokenizer::new).collect();
         }
         let mut out = Vec::new();
-        COMPILED.with(|c| c[kind as usize].for_each(text, |p| out.push(p.to_string())));
+        COMPILED.with(|c| {
+            let pretokenizer = &c[kind as usize];
+            pretokenizer.for_each(&mut pretokenizer.cache(), text, |p| out.push(p.to_string()))
+        });
         out
     }
 
