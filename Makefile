@@ -59,5 +59,16 @@ bench: build $(BIN)/.bench-installed
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
+# libFuzzer targets (fuzz/, a crate of its own) for FUZZ_SECONDS each; installs cargo-fuzz if missing.
+# cargo-fuzz needs a nightly compiler: the nightly toolchain if installed, else stable with RUSTC_BOOTSTRAP=1.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := parse_line reader pretokenize
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then tc=+nightly; else tc=; export RUSTC_BOOTSTRAP=1; fi; \
+	for target in $(FUZZ_TARGETS); do \
+		cargo $$tc fuzz run -O $$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=4096 || exit 1; \
+	done
+
 clean:
 	rm -rf $(VENV) target

@@ -944,7 +944,7 @@ mod tests {
     }
 
     fn record(line: &str) -> Map<String, Value> {
-        match parse_line(line.as_bytes()) {
+        match parse_line(1, line.as_bytes()) {
             Parsed::Record(record) => record,
             other => panic!("not a record: {other:?}: {line}"),
         }

@@ -37,7 +37,7 @@ use crate::error::Error;
 use crate::output::{check_not_an_input, encoder, AtomicFile};
 use crate::pipeline::{run, Event, Kernel, RunOptions};
 use crate::reader::{LinesChunk, Source};
-use crate::record::{codes, parse_line_at, Parsed};
+use crate::record::{codes, parse_line, Parsed};
 use crate::tokenizer::{Counter, Encoding};
 
 /// The fields a piece gets, in this order.
@@ -311,7 +311,7 @@ impl ChunkKernel<'_> {
             let raw = &data[start..end];
             let content = raw.strip_suffix(b"\n").unwrap_or(raw);
             let content = content.strip_suffix(b"\r").unwrap_or(content);
-            let pieces = match parse_line_at(line, content) {
+            let pieces = match parse_line(line, content) {
                 Parsed::Blank => Err(codes::BLANK_LINE),
                 Parsed::Invalid(problem) => Err(problem.code),
                 Parsed::Record(record) => {

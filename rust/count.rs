@@ -136,7 +136,7 @@ impl Kernel for CountKernel<'_> {
                 tokens: 0,
                 status: LineStatus::Counted,
             };
-            row.status = match parse_line(bytes) {
+            row.status = match parse_line(line, bytes) {
                 Parsed::Blank => LineStatus::Blank,
                 Parsed::Invalid(problem) => LineStatus::Invalid(problem),
                 Parsed::Record(record) => {

@@ -1071,7 +1071,7 @@ impl<'a> Kernel for SignKernel<'a> {
     fn process(&self, w: &mut SignWorker<'a>, chunk: &LinesChunk) -> Vec<(u64, LineSig)> {
         let mut out = Vec::new();
         chunk.for_each_line(|line, _, bytes| {
-            let sig = match parse_line(bytes) {
+            let sig = match parse_line(line, bytes) {
                 Parsed::Blank => LineSig::Blank,
                 Parsed::Invalid(problem) => LineSig::Skipped(problem.code),
                 Parsed::Record(record) => match w.sign_record(&record, &self.options.text) {
@@ -1111,7 +1111,7 @@ impl Kernel for VerifyKernel<'_> {
                 return;
             }
             next += 1;
-            let minhash = match parse_line(bytes) {
+            let minhash = match parse_line(line, bytes) {
                 Parsed::Record(record) if normalize_into(&record, &self.options.text, text).is_ok() => {
                     signer.minhash(text).map(<[u32]>::to_vec)
                 }
@@ -1249,7 +1249,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn record(json: &str) -> Map<String, Value> {
-        let Parsed::Record(map) = parse_line(json.as_bytes()) else { panic!("not a record: {json}") };
+        let Parsed::Record(map) = parse_line(1, json.as_bytes()) else { panic!("not a record: {json}") };
         map
     }
 

@@ -223,7 +223,8 @@ fn read_file(
     let mut line = 1u64; // number of the first line in `buf`
     let mut offset = 0u64; // stream offset of `buf[0]`
     let mut searched = 0; // bytes of `buf` known to hold no newline
-    let mut skipping_long_line = false;
+                          // An over-long line being skipped: its offset, and its bytes so far and last byte.
+    let mut long_line: Option<(u64, u64, u8)> = None;
     let mut error = None;
     loop {
         // Fill the buffer up to the chunk size, or to the end of the stream.
@@ -245,7 +246,9 @@ fn read_file(
                         Compression::None => "read error".to_string(),
                         c => format!("truncated or corrupt {} stream", c.name()),
                     };
-                    error = Some(format!("{what} after line {}: {e}", line - 1));
+                    // The last complete line: those emitted, plus the complete ones still in `buf`.
+                    let last_good = line - 1 + memchr::memchr_iter(b'\n', &buf[..len]).count() as u64;
+                    error = Some(format!("{what} after line {last_good}: {e}"));
                     eof = true;
                     break;
                 }
@@ -253,25 +256,30 @@ fn read_file(
         }
         buf.truncate(len);
 
-        if skipping_long_line {
-            // Drop the rest of an over-long line without keeping it.
-            match memchr::memchr(b'\n', &buf) {
-                Some(i) => {
-                    offset += i as u64 + 1;
-                    buf.drain(..=i);
-                    skipping_long_line = false;
-                    line += 1;
-                    searched = 0;
-                }
-                None => {
-                    offset += buf.len() as u64;
-                    buf.clear();
-                    if eof {
-                        line += 1;
-                        break;
-                    }
-                    continue;
-                }
+        if let Some((start, skipped, last)) = long_line {
+            // Drop the rest of an over-long line without keeping it; report it once its length is known.
+            let end = memchr::memchr(b'\n', &buf);
+            let part = &buf[..end.unwrap_or(buf.len())];
+            let (skipped, last) = (skipped + part.len() as u64, part.last().copied().unwrap_or(last));
+            if end.is_none() && !eof {
+                offset += buf.len() as u64;
+                buf.clear();
+                long_line = Some((start, skipped, last));
+                continue;
+            }
+            // The length of the content, without the `\r` of a `\r\n` terminator.
+            let len = skipped - u64::from(end.is_some() && last == b'\r');
+            if !emit(Item::LineTooLong { file, line, offset: start, len }) {
+                return false;
+            }
+            long_line = None;
+            line += 1;
+            searched = 0;
+            let consumed = end.map_or(buf.len(), |i| i + 1);
+            offset += consumed as u64;
+            buf.drain(..consumed);
+            if eof && buf.is_empty() {
+                break;
             }
         }
 
@@ -282,11 +290,7 @@ fn read_file(
             (None, false) => {
                 searched = buf.len();
                 if buf.len() as u64 > options.max_line_bytes {
-                    let item = Item::LineTooLong { file, line, offset, len: buf.len() as u64 };
-                    if !emit(item) {
-                        return false;
-                    }
-                    skipping_long_line = true;
+                    long_line = Some((offset, buf.len() as u64, buf.last().copied().unwrap_or(0)));
                     offset += buf.len() as u64;
                     buf.clear();
                     searched = 0;
@@ -329,7 +333,10 @@ fn emit_lines(
     let mut line_start = 0;
     while line_start < data.len() {
         let line_end = memchr::memchr(b'\n', &data[line_start..]).map_or(data.len(), |i| line_start + i + 1);
-        let len = (line_end - line_start) as u64;
+        // The limit applies to the line's content, without its terminator (`\n` or `\r\n`).
+        let content = &data[line_start..line_end];
+        let content = content.strip_suffix(b"\n").unwrap_or(content);
+        let len = content.strip_suffix(b"\r").unwrap_or(content).len() as u64;
         if len > max_line_bytes {
             if line_start > pending {
                 let chunk = LinesChunk {

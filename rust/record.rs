@@ -49,11 +49,9 @@ pub enum Parsed {
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Parses one line (without its terminator) as if it were the first line of its file: see
-/// [`parse_line_at`].
-pub fn parse_line(line: &[u8]) -> Parsed {
-    parse_line_at(1, line)
-}
+/// The deepest nesting of arrays and objects a line may have: serde_json's recursion limit, which
+/// keeps parsing (and dropping) a value off the end of the stack whatever the input.
+pub const MAX_DEPTH: usize = 127;
 
 /// Parses line number `line_number` (1-based, without its terminator) of a file.
 ///
@@ -65,12 +63,12 @@ pub fn parse_line(line: &[u8]) -> Parsed {
 /// - bytes that are not UTF-8: [`codes::INVALID_UTF8`];
 /// - anything [RFC 8259](https://www.rfc-editor.org/rfc/rfc8259) rejects (truncated, raw control
 ///   characters in strings, lone surrogate escapes, numbers out of `f64` range, trailing text after
-///   the value, two values on one line), or nesting deeper than 128 levels: [`codes::INVALID_JSON`]
+///   the value, two values on one line), or nesting deeper than [`MAX_DEPTH`] levels: [`codes::INVALID_JSON`]
 ///   with the reason and column;
 /// - an object with the same key twice, at any depth: [`codes::DUPLICATE_KEY`] (JSON parsers
 ///   disagree on which value wins, so the record is ambiguous);
 /// - a JSON value that is not an object: [`codes::NOT_AN_OBJECT`].
-pub fn parse_line_at(line_number: u64, line: &[u8]) -> Parsed {
+pub fn parse_line(line_number: u64, line: &[u8]) -> Parsed {
     let line = match line.strip_prefix(UTF8_BOM) {
         Some(_) if line_number != 1 => {
             return Parsed::Invalid(Problem::new(
@@ -119,12 +117,21 @@ fn json_error_message(e: &serde_json::Error) -> String {
             format!("invalid JSON: the line ends inside a value at column {column} (truncated record?)")
         }
         _ if reason == "recursion limit exceeded" => {
-            format!("invalid JSON: nested too deeply (more than 128 levels) at column {column}")
+            format!("invalid JSON: nested too deeply (over {MAX_DEPTH} levels) at column {column}")
         }
         _ if reason == "trailing characters" => format!(
             "invalid JSON: unexpected text after the end of the value at column {column} \
              (two records on one line?)"
         ),
+        _ if reason.contains("hex escape")
+            || reason.contains("surrogate")
+            || reason.contains("code point") =>
+        {
+            format!(
+                "invalid JSON: {reason} at column {column} (a \\u escape that is no character, such as a \
+                 lone UTF-16 surrogate)"
+            )
+        }
         _ => format!("invalid JSON: {reason} at column {column}"),
     }
 }
@@ -380,7 +387,7 @@ mod tests {
     use super::*;
 
     fn texts(line: &str, spec: &TextSpec) -> Result<Vec<String>, &'static str> {
-        let Parsed::Record(rec) = parse_line(line.as_bytes()) else { panic!("not a record: {line}") };
+        let Parsed::Record(rec) = parse_line(1, line.as_bytes()) else { panic!("not a record: {line}") };
         let mut out = Vec::new();
         spec.for_each_text(&rec, |t| out.push(t.to_string())).map_err(|p| p.code)?;
         Ok(out)
@@ -388,9 +395,9 @@ mod tests {
 
     #[test]
     fn verdicts_for_non_records() {
-        assert!(matches!(parse_line(b""), Parsed::Blank));
-        assert!(matches!(parse_line(b" \t "), Parsed::Blank));
-        let code = |l: &[u8]| match parse_line(l) {
+        assert!(matches!(parse_line(1, b""), Parsed::Blank));
+        assert!(matches!(parse_line(1, b" \t "), Parsed::Blank));
+        let code = |l: &[u8]| match parse_line(1, l) {
             Parsed::Invalid(p) => p.code,
             other => panic!("{other:?}"),
         };
@@ -399,11 +406,11 @@ mod tests {
         assert_eq!(code(b"{\"a\": 1} {\"b\": 2}"), codes::INVALID_JSON);
         assert_eq!(code(b"[1, 2]"), codes::NOT_AN_OBJECT);
         assert_eq!(code(&vec![b'['; 200_000]), codes::INVALID_JSON);
-        assert!(matches!(parse_line(b"\xEF\xBB\xBF{\"a\": 1}"), Parsed::Record(_)));
+        assert!(matches!(parse_line(1, b"\xEF\xBB\xBF{\"a\": 1}"), Parsed::Record(_)));
     }
 
     fn problem(line: &[u8]) -> Problem {
-        match parse_line(line) {
+        match parse_line(1, line) {
             Parsed::Invalid(p) => p,
             other => panic!("{:?}: {other:?}", String::from_utf8_lossy(line)),
         }
@@ -425,13 +432,16 @@ mod tests {
         assert_problem(b"\"s\"", NOT_AN_OBJECT, "found a string");
         assert_problem(b"12", NOT_AN_OBJECT, "found a number");
         assert_problem(b"null", NOT_AN_OBJECT, "found null");
-        assert_problem(b"{\"text\": \"a\xC3\x28\"}", INVALID_UTF8, "byte 11");
+        assert_problem(b"{\"text\": \"a\xC3\x28\"}", INVALID_UTF8, "byte 12");
         assert_problem(b"{\"text\": \"a\x01b\"}", INVALID_JSON, "control character");
         assert_problem(b"{\"text\": \"a\x00b\"}", INVALID_JSON, "control character");
         assert_problem(b"{\"text\": \"a\tb\"}", INVALID_JSON, "control character");
         assert_problem(b"{\"text\": 1}\x00", INVALID_JSON, "after the end of the value");
-        assert_problem(b"{\"text\": \"\\ud800\"}", INVALID_JSON, "lone leading surrogate");
+        assert_problem(b"{\"text\": \"\\ud800\"}", INVALID_JSON, "lone UTF-16 surrogate");
         assert_problem(b"{\"text\": \"\\udc00x\"}", INVALID_JSON, "surrogate");
+        assert_problem(b"{\"text\": \"\\ud800\\u0041\"}", INVALID_JSON, "surrogate");
+        assert_problem(b"{\"text\": \"\\ud800\\n\"}", INVALID_JSON, "surrogate");
+        assert_problem(b"{\"text\": \"\\uZZZZ\"}", INVALID_JSON, "invalid escape at column 16");
         assert_problem(b"{\"n\": 1e400}", INVALID_JSON, "number out of range");
         assert_problem(b"{\"n\": -1e400}", INVALID_JSON, "number out of range");
         assert_problem(b"{\"text\": \"a\"} xyz", INVALID_JSON, "two records on one line");
@@ -448,7 +458,7 @@ mod tests {
             b"{\"n\": 123456789012345678901234567890, \"m\": 1e308, \"k\": -0}",
             b" \t{\"a\": {\"b\": [1, {\"c\": null}]}}\r ",
         ] {
-            assert!(matches!(parse_line(ok), Parsed::Record(_)), "{:?}", String::from_utf8_lossy(ok));
+            assert!(matches!(parse_line(1, ok), Parsed::Record(_)), "{:?}", String::from_utf8_lossy(ok));
         }
     }
 
@@ -462,7 +472,7 @@ mod tests {
         for line in [deep_arrays, deep_objects, closed] {
             // Run on a small stack: a recursive parser without a limit would overflow it.
             let p = std::thread::Builder::new()
-                .stack_size(256 << 10)
+                .stack_size(512 << 10)
                 .spawn(move || problem(&line))
                 .unwrap()
                 .join()
@@ -470,10 +480,10 @@ mod tests {
             assert_eq!(p.code, codes::INVALID_JSON);
             assert!(p.message.contains("nested too deeply"), "{}", p.message);
         }
-        // 128 levels are fine, 129 are not.
+        // 127 levels are fine, 128 are not.
         let nested = |n: usize| format!("{{\"a\": {}{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
-        assert!(matches!(parse_line(nested(128).as_bytes()), Parsed::Record(_)));
-        assert_eq!(problem(nested(129).as_bytes()).code, codes::INVALID_JSON);
+        assert!(matches!(parse_line(1, nested(MAX_DEPTH).as_bytes()), Parsed::Record(_)));
+        assert_eq!(problem(nested(MAX_DEPTH + 1).as_bytes()).code, codes::INVALID_JSON);
     }
 
     #[test]
@@ -494,7 +504,7 @@ mod tests {
         );
         // The same key in different objects is fine.
         let ok = br#"{"messages": [{"role": "user"}, {"role": "assistant"}], "role": 1}"#;
-        assert!(matches!(parse_line(ok), Parsed::Record(_)));
+        assert!(matches!(parse_line(1, ok), Parsed::Record(_)));
         // A syntax error before the duplicate wins, one after it loses.
         assert_eq!(problem(br#"{"a": 1, "b": tru, "a": 2}"#).code, codes::INVALID_JSON);
         assert_eq!(problem(br#"{"a": 1, "a": 2, "b": tru}"#).code, DUPLICATE_KEY);
@@ -503,10 +513,10 @@ mod tests {
     #[test]
     fn byte_order_mark_only_on_the_first_line() {
         let bom_record = b"\xEF\xBB\xBF{\"text\": \"a\"}";
-        assert!(matches!(parse_line_at(1, bom_record), Parsed::Record(_)));
-        assert!(matches!(parse_line_at(1, b"\xEF\xBB\xBF"), Parsed::Blank));
+        assert!(matches!(parse_line(1, bom_record), Parsed::Record(_)));
+        assert!(matches!(parse_line(1, b"\xEF\xBB\xBF"), Parsed::Blank));
         for line in [&bom_record[..], b"\xEF\xBB\xBF", b"\xEF\xBB\xBF  "] {
-            let Parsed::Invalid(p) = parse_line_at(2, line) else { panic!() };
+            let Parsed::Invalid(p) = parse_line(2, line) else { panic!() };
             assert_eq!(p.code, codes::UNEXPECTED_BOM);
         }
         // A BOM after leading whitespace is not JSON whitespace.
@@ -516,7 +526,7 @@ mod tests {
     #[test]
     fn records_keep_every_value() {
         let line = br#"{"a": [1, -2, 2.5, true, null, "s", {"b": {}}], "c": 18446744073709551615}"#;
-        let Parsed::Record(map) = parse_line(line) else { panic!() };
+        let Parsed::Record(map) = parse_line(1, line) else { panic!() };
         let expected: Value = serde_json::from_slice(line).unwrap();
         assert_eq!(Value::Object(map), expected);
     }

@@ -143,7 +143,7 @@ impl<'a> Kernel for ScanKernel<'a> {
                 signature: None,
                 dedup: None,
             };
-            let parsed = parse_line(bytes);
+            let parsed = parse_line(line, bytes);
             if !matches!(parsed, Parsed::Blank) && !in_sample(self.options.sample, chunk.file, line) {
                 row.status = RowStatus::Skipped;
                 rows.push(row);

@@ -37,7 +37,7 @@ def fail(message: str) -> NoReturn:
 def input_options(command: F) -> F:
     """Options shared by every command that reads JSONL."""
     options = [
-        click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True)),
+        click.argument("paths", nargs=-1, required=True, type=click.Path(allow_dash=True)),
         click.option(
             "--encoding",
             "-e",
