@@ -187,6 +187,51 @@ pub fn write_lines(
     Ok(summary)
 }
 
+struct PickKernel<'a> {
+    /// Per file, the line numbers wanted, ascending.
+    wanted: &'a [Vec<u64>],
+}
+
+impl Kernel for PickKernel<'_> {
+    type Worker = ();
+    type Output = Vec<(u64, Vec<u8>)>;
+
+    fn worker(&self) {}
+
+    fn process(&self, _: &mut (), chunk: &LinesChunk) -> Self::Output {
+        let wanted = &self.wanted[chunk.file];
+        let mut next = wanted.partition_point(|&l| l < chunk.first_line);
+        let mut out = Vec::new();
+        if next == wanted.len() {
+            return out;
+        }
+        chunk.for_each_line(|line, _, bytes| {
+            if wanted.get(next) == Some(&line) {
+                next += 1;
+                out.push((line, bytes.to_vec()));
+            }
+        });
+        out
+    }
+}
+
+/// The content of the `wanted` lines (per file, ascending line numbers) as (file, line, bytes), in
+/// input order; for showing records to people (reports), not for copying them.
+pub fn read_lines(
+    sources: &[Source],
+    wanted: &[Vec<u64>],
+    run_options: &RunOptions,
+) -> Result<Vec<(usize, u64, Vec<u8>)>, Error> {
+    let mut found = Vec::new();
+    run(sources, run_options, &PickKernel { wanted }, |event| {
+        if let Event::Lines { chunk, output } = event {
+            found.extend(output.into_iter().map(|(line, bytes)| (chunk.file, line, bytes)));
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -558,6 +558,31 @@ fn chunk_files(
     Ok((summary.to_string(), s.changed, s.unchanged))
 }
 
+/// The content of chosen lines (per path, line numbers) as (path index, line, bytes), in input order.
+#[pyfunction]
+#[pyo3(signature = (paths, wanted, *, threads = None))]
+fn read_lines<'py>(
+    py: Python<'py>,
+    paths: Vec<String>,
+    mut wanted: Vec<Vec<u64>>,
+    threads: Option<usize>,
+) -> PyResult<Vec<(usize, u64, Bound<'py, PyBytes>)>> {
+    if wanted.len() != paths.len() {
+        return Err(InvalidInputError::new_err("wanted needs one list of line numbers per path"));
+    }
+    wanted.iter_mut().for_each(|lines| {
+        lines.sort_unstable();
+        lines.dedup();
+    });
+    let settings = RunSettings { threads, max_line_bytes: 256 << 20, chunk_size: None, progress: None };
+    settings.validate()?;
+    let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
+    let found = run_interruptible(py, |check| {
+        crate::output::read_lines(&sources, &wanted, &settings.options(check))
+    })?;
+    Ok(found.into_iter().map(|(file, line, bytes)| (file, line, PyBytes::new(py, &bytes))).collect())
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -571,6 +596,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(count_files, m)?)?;
     m.add_function(wrap_pyfunction!(scan_files, m)?)?;
     m.add_function(wrap_pyfunction!(write_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(read_lines, m)?)?;
     m.add_function(wrap_pyfunction!(dedup_files, m)?)?;
     m.add_function(wrap_pyfunction!(chunk_files, m)?)?;
     Ok(())

@@ -138,7 +138,9 @@ def test_html_is_self_contained(sample_html: Path) -> None:
     assert "<script" not in text.lower() and "<link" not in text.lower() and "<img" not in text.lower()
     for needed in ("tokenlens 0.", "Tokens per example", "context limit 2,048", "Label balance", "Packing"):
         assert needed in text, needed
-    assert "<svg" in text and "Duplicates" not in text  # the sample's summary has no duplicates key
+    assert "<svg" in text and "Duplicates" in text
+    # The largest clusters show their lines' text, read again from the input.
+    assert "near-duplicate clusters" in text and "You label the sentiment" in text
 
 
 def test_html_escapes_content(tmp_path: Path) -> None:
@@ -149,7 +151,7 @@ def test_html_escapes_content(tmp_path: Path) -> None:
     data.write_text(json.dumps(ok) + "\n" + bad + "\n", encoding="utf-8")
     report = _report(data)
     report.summary["duplicates"] = {
-        "clusters": [{"size": 2, "lines": [[str(data), 1, evil], [str(data), 2, evil]]}]
+        "clusters": [{"cluster": 0, "size": 2, "lines": [[str(data), 1], [str(data), 2]]}]
     }
     out = tmp_path / "r.html"
     report.write_html(str(out), command=f"tokenlens scan '{data.name}' {evil}")

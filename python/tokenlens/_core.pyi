@@ -14,6 +14,7 @@ __all__ = [
     "chunk_files",
     "count_files",
     "dedup_files",
+    "read_lines",
     "scan_files",
     "write_lines",
 ]
@@ -127,3 +128,6 @@ def chunk_files(
     progress: Progress | None = None,
     chunk_size: int | None = None,
 ) -> tuple[str, list[tuple[int, int, int]], list[tuple[int, int, str]]]: ...
+def read_lines(
+    paths: list[str], wanted: list[list[int]], *, threads: int | None = None
+) -> list[tuple[int, int, bytes]]: ...

@@ -517,18 +517,15 @@ def _packing(summary: dict[str, Any]) -> str:
     return _section("Packing", table, note)
 
 
-def _duplicates(summary: dict[str, Any]) -> str:
-    if "duplicates" not in summary:
-        return ""
-    dup = summary.get("duplicates")
+def _duplicates(report: Report) -> str:
+    dup = report.summary.get("duplicates")
     if not isinstance(dup, dict):
         return ""
     scalars = [(k, v) for k, v in dup.items() if isinstance(v, int | float | str | bool) and k != "clusters"]
     body = ""
     if scalars:
         body += _table(["measure", "value"], [[_text(k), _int(v)] for k, v in scalars], (1,))
-    clusters = [c for c in dup.get("clusters") or [] if isinstance(c, dict)]
-    clusters.sort(key=lambda c: -int(c.get("size") or 0))
+    clusters = report.cluster_lines(MAX_CLUSTERS, LINES_PER_CLUSTER)
     cards = []
     for c in clusters[:MAX_CLUSTERS]:
         lines = []
@@ -543,7 +540,8 @@ def _duplicates(summary: dict[str, Any]) -> str:
         body += f'<div class="clusters">{"".join(cards)}</div>'
     if not body:
         body = '<p class="empty">No duplicates found.</p>'
-    note = f"Largest {min(len(clusters), MAX_CLUSTERS)} of {len(clusters):,} clusters." if clusters else ""
+    total = dup.get("near_dup_clusters", len(clusters))
+    note = f"Largest {len(clusters)} of {total:,} near-duplicate clusters." if clusters else ""
     return _section("Duplicates", body, note)
 
 
@@ -558,7 +556,7 @@ def render_html(report: Report, command: str | None = None) -> str:
         _labels(summary),
         _costs(summary),
         _packing(summary),
-        _duplicates(summary),
+        _duplicates(report),
     ]
     title = "tokenlens report" + (f" \u2014 {_text(command, 120)}" if command else "")
     return (

@@ -42,6 +42,26 @@ class Report:
     problems: list[Problem]
     records: pl.DataFrame = field(repr=False)
 
+    def cluster_lines(self, clusters: int, lines_per_cluster: int) -> list[dict[str, Any]]:
+        """The largest near-duplicate clusters with the text of their first lines, read again from the
+        input: [{"cluster", "size", "lines": [[file, line, text], ...]}]. Empty for stdin."""
+        dup = self.summary.get("duplicates") or {}
+        listed = [dict(c) for c in dup.get("clusters", [])[:clusters]]
+        names = [f["name"] for f in self.summary["files"]]
+        if not listed or "-" in names:
+            return listed
+        index = {name: i for i, name in enumerate(names)}
+        wanted: list[list[int]] = [[] for _ in names]
+        for c in listed:
+            c["lines"] = c["lines"][:lines_per_cluster]
+            for name, line in c["lines"]:
+                wanted[index[name]].append(line)
+        found = _core.read_lines(names, wanted)
+        texts = {(f, line): raw.decode("utf-8", "replace") for f, line, raw in found}
+        for c in listed:
+            c["lines"] = [[name, line, texts.get((index[name], line), "")] for name, line in c["lines"]]
+        return listed
+
     @property
     def files(self) -> pl.DataFrame:
         """One row per input file."""
