@@ -34,7 +34,7 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::output::{check_not_an_input, encoder, AtomicFile};
+use crate::output::{require_whole_input, OutputFile};
 use crate::pipeline::{run, Event, Kernel, RunOptions};
 use crate::reader::{LinesChunk, Source};
 use crate::record::{codes, parse_line, Parsed};
@@ -391,17 +391,14 @@ pub fn chunk(
             encoding.name()
         )));
     }
-    check_not_an_input(dest, sources)?;
-    let (atomic, file) = AtomicFile::create(dest, force)?;
-    let mut writer = encoder(dest, file)?;
-    let name = dest.display().to_string();
+    let mut output_file = OutputFile::create(dest, sources, force)?;
     let kernel = ChunkKernel { encoding, options, names: sources.iter().map(Source::name).collect() };
     let mut summary = ChunkSummary::default();
     run(sources, run_options, &kernel, |event| {
         match event {
             Event::Lines { chunk, output } => {
                 let out = output?;
-                writer.write_all(&out.bytes).map_err(|e| Error::io(name.clone(), e))?;
+                output_file.write(&out.bytes)?;
                 summary.lines_written += out.lines_written;
                 summary.records += out.records;
                 summary.changed.extend(out.changed.into_iter().map(|(l, n)| (chunk.file, l, n)));
@@ -415,17 +412,13 @@ pub fn chunk(
             }
             Event::FileEnd { file, lines, error, .. } => {
                 summary.lines_read += lines;
-                if let Some(error) = error {
-                    return Err(Error::InvalidInput(format!("{}: {error}", sources[file].name())));
-                }
+                require_whole_input(sources, file, error)?;
             }
             Event::FileStart { .. } => {}
         }
         Ok(())
     })?;
-    let file = writer.finish_file().map_err(|e| Error::io(name.clone(), e))?;
-    file.sync_all().map_err(|e| Error::io(name, e))?;
-    atomic.commit()?;
+    output_file.finish()?;
     Ok(summary)
 }
 

@@ -10,7 +10,7 @@ use crate::pipeline::{run, Event, Kernel, RunOptions};
 use crate::reader::{LinesChunk, Source};
 
 /// Output compression, chosen by the destination's extension (`.gz`, `.zst`, else none).
-pub(crate) fn encoder(path: &Path, file: File) -> Result<Box<dyn FinishWrite>, Error> {
+fn encoder(path: &Path, file: File) -> Result<Box<dyn FinishWrite>, Error> {
     let name = path.to_string_lossy();
     let buffered = BufWriter::with_capacity(1 << 20, file);
     Ok(if name.ends_with(".gz") {
@@ -23,7 +23,7 @@ pub(crate) fn encoder(path: &Path, file: File) -> Result<Box<dyn FinishWrite>, E
 }
 
 /// A writer that must be finished (compressed streams write their trailer) and synced.
-pub(crate) trait FinishWrite: Write {
+trait FinishWrite: Write {
     fn finish_file(self: Box<Self>) -> std::io::Result<File>;
 }
 
@@ -98,6 +98,45 @@ pub fn check_not_an_input(dest: &Path, sources: &[Source]) -> Result<(), Error> 
     Ok(())
 }
 
+/// A new output file of lines: refused when it is an input or exists (unless `force`), compressed
+/// by its extension, written to a temporary file and renamed onto `dest` by [`OutputFile::finish`].
+/// Dropped unfinished (an error, Ctrl-C), it leaves nothing behind.
+pub(crate) struct OutputFile {
+    atomic: AtomicFile,
+    writer: Box<dyn FinishWrite>,
+    name: String,
+}
+
+impl OutputFile {
+    pub(crate) fn create(dest: &Path, sources: &[Source], force: bool) -> Result<OutputFile, Error> {
+        check_not_an_input(dest, sources)?;
+        let (atomic, file) = AtomicFile::create(dest, force)?;
+        Ok(OutputFile { atomic, writer: encoder(dest, file)?, name: dest.display().to_string() })
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.writer.write_all(bytes).map_err(|e| Error::io(self.name.clone(), e))
+    }
+
+    pub(crate) fn finish(self) -> Result<(), Error> {
+        let file = self.writer.finish_file().map_err(|e| Error::io(self.name.clone(), e))?;
+        file.sync_all().map_err(|e| Error::io(self.name, e))?;
+        self.atomic.commit()
+    }
+}
+
+/// An input that could not be read to its end stops a writing job: its output would miss lines.
+pub(crate) fn require_whole_input(
+    sources: &[Source],
+    file: usize,
+    error: Option<String>,
+) -> Result<(), Error> {
+    match error {
+        None => Ok(()),
+        Some(error) => Err(Error::InvalidInput(format!("{}: {error}", sources[file].name()))),
+    }
+}
+
 struct SelectKernel<'a> {
     /// Per file, the line numbers to drop, ascending.
     drop: &'a [Vec<u64>],
@@ -154,15 +193,12 @@ pub fn write_lines(
     force: bool,
     run_options: &RunOptions,
 ) -> Result<WriteSummary, Error> {
-    check_not_an_input(dest, sources)?;
-    let (atomic, file) = AtomicFile::create(dest, force)?;
-    let mut writer = encoder(dest, file)?;
+    let mut output = OutputFile::create(dest, sources, force)?;
     let mut summary = WriteSummary::default();
-    let name = dest.display().to_string();
     run(sources, run_options, &SelectKernel { drop }, |event| {
         match event {
             Event::Lines { output: (bytes, kept), .. } => {
-                writer.write_all(&bytes).map_err(|e| Error::io(name.clone(), e))?;
+                output.write(&bytes)?;
                 summary.lines_written += kept;
             }
             Event::LineTooLong { file, line, .. } if drop[file].binary_search(&line).is_err() => {
@@ -173,17 +209,13 @@ pub fn write_lines(
             }
             Event::FileEnd { file, lines, error, .. } => {
                 summary.lines_read += lines;
-                if let Some(error) = error {
-                    return Err(Error::InvalidInput(format!("{}: {error}", sources[file].name())));
-                }
+                require_whole_input(sources, file, error)?;
             }
             _ => {}
         }
         Ok(())
     })?;
-    let file = writer.finish_file().map_err(|e| Error::io(name.clone(), e))?;
-    file.sync_all().map_err(|e| Error::io(name, e))?;
-    atomic.commit()?;
+    output.finish()?;
     Ok(summary)
 }
 
