@@ -324,37 +324,21 @@ pub fn scan(
                         RowStatus::Blank => tally.blank += 1,
                         RowStatus::Skipped => tally.skipped += 1,
                     }
-                    if let Some(problem) = &row.line_problem {
-                        *tally.errors.entry(problem.code).or_default() += 1;
-                        let located = Located {
+                    let errors = row.line_problem.iter().chain(row.audit.iter().flat_map(|a| &a.errors));
+                    let warnings = row.audit.iter().flat_map(|a| &a.warnings);
+                    let found = errors.map(|p| ("error", p)).chain(warnings.map(|p| ("warning", p)));
+                    for (severity, problem) in found {
+                        let counts =
+                            if severity == "error" { &mut tally.errors } else { &mut tally.warnings };
+                        *counts.entry(problem.code).or_default() += 1;
+                        problems.note(Located {
                             file: row.file,
                             line: row.line,
-                            severity: "error",
+                            severity,
                             problem: problem.clone(),
-                        };
-                        problems.note(located);
+                        });
                     }
                     if let Some(audit) = &row.audit {
-                        for problem in &audit.errors {
-                            *tally.errors.entry(problem.code).or_default() += 1;
-                            let located = Located {
-                                file: row.file,
-                                line: row.line,
-                                severity: "error",
-                                problem: problem.clone(),
-                            };
-                            problems.note(located);
-                        }
-                        for problem in &audit.warnings {
-                            *tally.warnings.entry(problem.code).or_default() += 1;
-                            let located = Located {
-                                file: row.file,
-                                line: row.line,
-                                severity: "warning",
-                                problem: problem.clone(),
-                            };
-                            problems.note(located);
-                        }
                         if row.status == RowStatus::Valid {
                             *formats.entry(audit.format.name()).or_default() += 1;
                             tokens.push(audit.total_tokens);
