@@ -198,3 +198,19 @@ def test_python_api_releases_the_gil(tmp_path: Path) -> None:
     done.set()
     thread.join()
     assert ticks > 10
+
+
+def test_report_files_never_replace_inputs_or_existing_files(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "x"}])
+    before = data.read_bytes()
+    existing = tmp_path / "summary.json"
+    existing.write_text("keep me")
+    refused = run_cli("count", str(data), "--json", str(existing))
+    assert refused.returncode == 2 and b"--force" in refused.stderr
+    assert existing.read_text() == "keep me"
+    assert run_cli("count", str(data), "--json", str(existing), "--force").returncode == 0
+    assert json.loads(existing.read_text())["total"]["records"] == 1
+    for command in (["count", "--json"], ["scan", "--records"], ["cost", "--json"]):
+        proc = run_cli(command[0], str(data), command[1], str(data), "--force")
+        assert proc.returncode == 2 and b"also an input" in proc.stderr
+    assert data.read_bytes() == before

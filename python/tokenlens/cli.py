@@ -15,7 +15,7 @@ from tokenlens.api import DEFAULT_MAX_LINE_BYTES, CountResult, count_file
 from tokenlens.errors import TokenlensError
 from tokenlens.fix import FixResult, dedup, filter_lines, manifest_path
 from tokenlens.models import OwnHardware
-from tokenlens.output import write_json_atomic
+from tokenlens.output import check_outputs, write_json_atomic
 from tokenlens.progress import progress_line
 from tokenlens.report import Report, scan
 from tokenlens.terminal import console, render_scan
@@ -64,6 +64,14 @@ def input_options(command: F) -> F:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _check_report_outputs(paths: tuple[str, ...], outputs: list[str | None], force: bool) -> None:
+    """Before any work: report files never replace an input, nor an existing file without --force."""
+    try:
+        check_outputs(outputs, list(paths), force)
+    except TokenlensError as e:
+        fail(str(e))
 
 
 def _version() -> str:
@@ -157,6 +165,7 @@ def count_summary(result: CountResult) -> dict[str, Any]:
     help="Count text such as <|endoftext|> as special tokens (default: ordinary text).",
 )
 @click.option("--json", "json_path", default=None, metavar="FILE|-", help="Write the summary as JSON.")
+@click.option("--force", is_flag=True, help="Replace report files that exist already.")
 def count(
     paths: tuple[str, ...],
     encoding: str | None,
@@ -166,10 +175,12 @@ def count(
     field: str | None,
     special_tokens: bool,
     json_path: str | None,
+    force: bool,
 ) -> None:
     """Count tokens exactly, per file and in total."""
     if list(paths).count("-") > 1:
         fail("stdin (-) can be read only once")
+    _check_report_outputs(paths, [json_path], force)
     try:
         with progress_line(not no_progress) as progress:
             result = count_file(
@@ -394,6 +405,7 @@ def _cost_lines(report: Report) -> list[str]:
     help="Own hardware: price of one GPU-hour.",
 )
 @click.option("--json", "json_path", default=None, metavar="FILE|-", help="Write the summary as JSON.")
+@click.option("--force", is_flag=True, help="Replace report files that exist already.")
 def cost_command(
     paths: tuple[str, ...],
     encoding: str | None,
@@ -405,9 +417,11 @@ def cost_command(
     tokens_per_second: float | None,
     usd_per_gpu_hour: float | None,
     json_path: str | None,
+    force: bool,
     **audit: Any,
 ) -> None:
     """What training on the data will cost: tokens, epochs, charged tokens, USD."""
+    _check_report_outputs(paths, [json_path], force)
     if (tokens_per_second is None) != (usd_per_gpu_hour is None):
         raise click.UsageError("--tokens-per-second and --usd-per-gpu-hour go together")
     hardware = (
@@ -470,6 +484,7 @@ def cost_command(
     show_default=True,
     help="Colour in the summary.",
 )
+@click.option("--force", is_flag=True, help="Replace report files that exist already.")
 def scan_command(
     paths: tuple[str, ...],
     encoding: str | None,
@@ -484,9 +499,11 @@ def scan_command(
     html_path: str | None,
     quiet: bool,
     color: str,
+    force: bool,
     **audit: Any,
 ) -> None:
     """Audit fine-tuning data in one pass: validity, tokens, limits, labels, packing, cost."""
+    _check_report_outputs(paths, [json_path, records_path, html_path], force)
     report = _run_scan(
         paths,
         no_progress,

@@ -10,6 +10,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from tokenlens.errors import InvalidInputError
+
+
+def check_outputs(outputs: list[str | None], inputs: list[str], force: bool) -> None:
+    """Refuses an output that is one of the inputs, or that exists already (unless `force`)."""
+    real_inputs = {os.path.realpath(p) for p in inputs if p != "-"}
+    for path in outputs:
+        if path is None or path == "-":
+            continue
+        if os.path.realpath(path) in real_inputs:
+            raise InvalidInputError(f"output {path} is also an input; choose another path")
+        if os.path.exists(path) and not force:
+            raise InvalidInputError(f"{path} exists; use --force to replace it")
+
 
 @contextmanager
 def atomic_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
