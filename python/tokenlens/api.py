@@ -74,10 +74,15 @@ def _encoding(encoding: str | Encoding) -> Encoding:
     return encoding if isinstance(encoding, Encoding) else Encoding(str(encoding))
 
 
-def _paths(paths: PathLike | Sequence[PathLike]) -> list[str]:
+def _paths(paths: PathLike | Sequence[PathLike], missing_ok: bool = True) -> list[str]:
+    """The inputs as strings; unless `missing_ok`, a missing one raises `FileNotFoundError` up front."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    return [os.fspath(p) for p in paths]
+    names = [os.fspath(p) for p in paths]
+    for name in names:
+        if not missing_ok and name != "-" and not os.path.exists(name):
+            raise FileNotFoundError(2, "No such file", name)
+    return names
 
 
 def count_file(
@@ -99,11 +104,7 @@ def count_file(
     contents, else `text`, else `prompt` and `completion`. A missing file raises `FileNotFoundError`
     unless `missing_ok`, in which case it is reported in its `FileTotals.error`.
     """
-    names = _paths(paths)
-    if not missing_ok:
-        for name in names:
-            if name != "-" and not os.path.exists(name):
-                raise FileNotFoundError(2, "No such file", name)
+    names = _paths(paths, missing_ok)
     raw = _core.count_files(
         names,
         _encoding(encoding),

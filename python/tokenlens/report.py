@@ -4,7 +4,6 @@ JSON summary with a documented, versioned schema (`summary.schema.json`)."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,11 +170,7 @@ def scan(
     label balance, packing and cost. `model` picks encoding, context limit and price from the model
     profiles; explicit `encoding`, `context_limit` and `price_per_mtok` override them. Several
     encodings are counted side by side (the first one is detailed)."""
-    names = _paths(paths)
-    if not missing_ok:
-        for name in names:
-            if name != "-" and not os.path.exists(name):
-                raise FileNotFoundError(2, "No such file", name)
+    names = _paths(paths, missing_ok)
     profile: ModelProfile | None = find_profile(model, load_profiles(profiles)) if model else None
     if encoding is None:
         encoding = profile.encoding if profile else "cl100k_base"
