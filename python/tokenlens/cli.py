@@ -74,6 +74,11 @@ def _check_report_outputs(paths: tuple[str, ...], outputs: list[str | None], for
         fail(str(e))
 
 
+def _command_line() -> str:
+    """The command as the user typed it, for reports and manifests."""
+    return " ".join(["tokenlens", *sys.argv[1:]])
+
+
 def _version() -> str:
     return f"tokenlens {_core.__version__} ({_core.BUILD_PROFILE} build)"
 
@@ -523,7 +528,7 @@ def scan_command(
     if records_path is not None:
         (report.write_csv if records_path.endswith(".csv") else report.write_parquet)(records_path)
     if html_path is not None:
-        report.write_html(html_path, command=" ".join(["tokenlens", *sys.argv[1:]]))
+        report.write_html(html_path, command=_command_line())
     _exit_for(report)
 
 
@@ -650,7 +655,7 @@ def dedup_command(
             threads=threads,
             max_line_bytes=max_line_bytes,
             progress=progress,
-            command=" ".join(["tokenlens", *sys.argv[1:]]),
+            command=_command_line(),
             **config,
         ),
         no_progress,
@@ -704,7 +709,7 @@ def filter_command(
             threads=threads,
             max_line_bytes=max_line_bytes,
             progress=progress,
-            command=" ".join(["tokenlens", *sys.argv[1:]]),
+            command=_command_line(),
             **kwargs,
         ),
         no_progress,
@@ -763,7 +768,7 @@ def chunk_command(
             threads=threads,
             max_line_bytes=max_line_bytes,
             progress=progress,
-            command=" ".join(["tokenlens", *sys.argv[1:]]),
+            command=_command_line(),
         ),
         no_progress,
     )
@@ -832,7 +837,7 @@ def split_command(
             threads=threads,
             max_line_bytes=max_line_bytes,
             progress=progress,
-            command=" ".join(["tokenlens", *sys.argv[1:]]),
+            command=_command_line(),
             **config,
         )
 
