@@ -106,7 +106,7 @@ pub const TOKENS_PER_NAME: u64 = 1;
 pub const REPLY_PRIMING_TOKENS: u64 = 3;
 
 /// A record's dataset format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Format {
     /// `{"messages": [...], "tools"?: [...], "functions"?: [...]}`
     Chat,
@@ -195,7 +195,7 @@ impl Default for AuditOptions {
 /// `arguments` strings (not its `id` or `type`), added to its message; the record's `tools` and
 /// `functions` definitions count the tokens of their compact JSON serialization (keys in sorted order),
 /// once per record, in `total_tokens` only.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordAudit {
     pub format: Format,
     /// The record would be rejected when there is any.

@@ -356,7 +356,7 @@ fn splitmix64(state: &mut u64) -> u64 {
 // Signing
 
 /// What the collector needs of a record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordSignature {
     /// xxh3-128 of the record's text.
     pub exact: u128,
@@ -849,7 +849,7 @@ pub struct DedupResult {
 
 const HLL_BITS: u32 = 14;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Distinct {
     Exact(FxHashSet<u64>),
     /// HyperLogLog registers.
@@ -915,7 +915,7 @@ fn hll_insert(regs: &mut [u8], h: u64) {
 }
 
 /// Distinct word n-grams (n = 1, 2, 3); merge per-thread counters with [`Diversity::merge`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Diversity {
     distinct: [Distinct; 3],
     total: [u64; 3],
@@ -1197,46 +1197,74 @@ pub fn resolve(
     index: DedupIndex,
     places: &[(u32, u64)],
 ) -> Result<DedupResult, Error> {
-    let rereadable = !sources.contains(&Source::Stdin);
+    if sources.contains(&Source::Stdin) {
+        return index.finish(|_| Ok(()));
+    }
+    cluster(index, places, sources.len(), |wanted, found| {
+        read_minhashes(sources, options, run_options, wanted, found)
+    })
+}
+
+/// Clusters the records of a first pass (`index`, with each record's file and line in `places`, for
+/// `n_files` files). `read_minhashes(wanted, found)` is given, per file, the ascending line numbers
+/// of the candidate records, and must call `found(file, line, minhash)` for each of them.
+pub fn cluster(
+    index: DedupIndex,
+    places: &[(u32, u64)],
+    n_files: usize,
+    read_minhashes: impl FnOnce(&[Vec<u64>], &mut dyn FnMut(usize, u64, &[u32])) -> Result<(), Error>,
+) -> Result<DedupResult, Error> {
     index.finish(|sigs| -> Result<(), Error> {
-        if sigs.records().is_empty() || !rereadable {
+        if sigs.records().is_empty() {
             return Ok(());
         }
-        let mut wanted = vec![Vec::new(); sources.len()];
+        let mut wanted = vec![Vec::new(); n_files];
         for &record in sigs.records() {
             let (file, line) = places[record as usize];
             wanted[file as usize].push(line);
         }
-        // The second pass starts the progress counters again.
-        run_options.progress.bytes_read.store(0, Ordering::Relaxed);
-        run_options.progress.lines_done.store(0, Ordering::Relaxed);
-        let kernel = VerifyKernel { options, wanted: &wanted };
-        let mut first_record_of_file = vec![0usize; sources.len() + 1];
+        let mut first_record_of_file = vec![0usize; n_files + 1];
         for &(file, _) in places {
             first_record_of_file[file as usize + 1] += 1;
         }
         for f in 1..first_record_of_file.len() {
             first_record_of_file[f] += first_record_of_file[f - 1];
         }
-        run(sources, run_options, &kernel, |event| {
-            if let Event::Lines { chunk, output } = event {
-                let file_places =
-                    &places[first_record_of_file[chunk.file]..first_record_of_file[chunk.file + 1]];
-                for (line, minhash) in output {
-                    let pos = file_places.partition_point(|&(_, l)| l < line);
-                    let record = (first_record_of_file[chunk.file] + pos) as u64;
-                    if let Some(minhash) = minhash {
-                        sigs.set(record, &minhash);
-                    }
-                }
-            }
-            Ok(())
+        read_minhashes(&wanted, &mut |file, line, minhash| {
+            let file_places = &places[first_record_of_file[file]..first_record_of_file[file + 1]];
+            let pos = file_places.partition_point(|&(_, l)| l < line);
+            sigs.set((first_record_of_file[file] + pos) as u64, minhash);
         })?;
         if sigs.missing() > 0 {
             return Err(Error::InvalidInput(format!(
                 "{} record(s) changed while the input was read a second time",
                 sigs.missing()
             )));
+        }
+        Ok(())
+    })
+}
+
+/// Reads the full MinHash signatures of the `wanted` lines (per source, ascending line numbers) of
+/// `sources`, calling `found(source, line, minhash)` for each line that is a record with words.
+pub fn read_minhashes(
+    sources: &[Source],
+    options: &DedupOptions,
+    run_options: &RunOptions,
+    wanted: &[Vec<u64>],
+    found: &mut dyn FnMut(usize, u64, &[u32]),
+) -> Result<(), Error> {
+    // A second pass starts the progress counters again.
+    run_options.progress.bytes_read.store(0, Ordering::Relaxed);
+    run_options.progress.lines_done.store(0, Ordering::Relaxed);
+    let kernel = VerifyKernel { options, wanted };
+    run(sources, run_options, &kernel, |event| {
+        if let Event::Lines { chunk, output } = event {
+            for (line, minhash) in output {
+                if let Some(minhash) = minhash {
+                    found(chunk.file, line, &minhash);
+                }
+            }
         }
         Ok(())
     })

@@ -10,6 +10,7 @@ pub mod chunk;
 pub mod count;
 pub mod dedup;
 pub mod error;
+pub mod interned;
 pub mod output;
 pub mod pipeline;
 pub mod reader;

@@ -2,8 +2,8 @@
 //! newline-aligned chunks so that memory stays bounded whatever the file size.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -14,6 +14,18 @@ use crate::error::Error;
 pub enum Source {
     Path(PathBuf),
     Stdin,
+    /// Bytes `start..end` of an uncompressed file, cut at line starts: a shard of a distributed run.
+    /// Line numbers count from 1 at `start`; byte offsets are the file's own.
+    Range {
+        path: PathBuf,
+        start: u64,
+        end: u64,
+    },
+    /// Lines held in memory (a block of a distributed dataset), under a name.
+    Memory {
+        name: String,
+        data: Arc<[u8]>,
+    },
 }
 
 impl Source {
@@ -29,8 +41,17 @@ impl Source {
     /// The name used in reports and error messages.
     pub fn name(&self) -> String {
         match self {
-            Source::Path(p) => p.display().to_string(),
+            Source::Path(p) | Source::Range { path: p, .. } => p.display().to_string(),
             Source::Stdin => "-".to_string(),
+            Source::Memory { name, .. } => name.clone(),
+        }
+    }
+
+    /// Byte offset of the source's first line in its file.
+    fn start(&self) -> u64 {
+        match self {
+            Source::Range { start, .. } => *start,
+            _ => 0,
         }
     }
 
@@ -39,6 +60,8 @@ impl Source {
         match self {
             Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
             Source::Stdin => None,
+            Source::Range { start, end, .. } => Some(end - start),
+            Source::Memory { data, .. } => Some(data.len() as u64),
         }
     }
 }
@@ -165,16 +188,29 @@ impl<R: Read> Read for CountingReader<R> {
 
 /// Opens a source, detecting compression from its first bytes.
 pub fn open(source: &Source, progress: &Arc<Progress>) -> Result<(Box<dyn Read + Send>, Compression), Error> {
-    let raw: Box<dyn Read + Send> = match source {
-        Source::Path(path) => Box::new(File::open(path).map_err(|e| match e.kind() {
+    let open_file = |path: &PathBuf| {
+        File::open(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NotFound(path.clone()),
             _ => Error::io(source.name(), e),
-        })?),
+        })
+    };
+    let raw: Box<dyn Read + Send> = match source {
+        Source::Path(path) => Box::new(open_file(path)?),
         Source::Stdin => Box::new(io::stdin()),
+        Source::Range { path, start, end } => {
+            let mut file = open_file(path)?;
+            file.seek(SeekFrom::Start(*start)).map_err(|e| Error::io(source.name(), e))?;
+            Box::new(file.take(end.saturating_sub(*start)))
+        }
+        Source::Memory { data, .. } => Box::new(io::Cursor::new(data.clone())),
     };
     let mut buffered =
         BufReader::with_capacity(256 << 10, CountingReader { inner: raw, progress: progress.clone() });
-    let compression = Compression::detect(buffered.fill_buf().map_err(|e| Error::io(source.name(), e))?);
+    let compression = match source {
+        // A part of a plain file may start with bytes that look like a magic number.
+        Source::Range { .. } | Source::Memory { .. } => Compression::None,
+        _ => Compression::detect(buffered.fill_buf().map_err(|e| Error::io(source.name(), e))?),
+    };
     let reader: Box<dyn Read + Send> = match compression {
         Compression::None => Box::new(buffered),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
@@ -183,6 +219,51 @@ pub fn open(source: &Source, progress: &Arc<Progress>) -> Result<(Box<dyn Read +
         ),
     };
     Ok((reader, compression))
+}
+
+/// Cuts a file into about `parts` byte ranges of similar size, each starting at a line start, for
+/// [`Source::Range`]. `None` for a compressed file, which can only be read from its start.
+pub fn line_ranges(path: &Path, parts: usize) -> Result<Option<Vec<(u64, u64)>>, Error> {
+    let name = || path.display().to_string();
+    let (reader, compression) = open(&Source::Path(path.to_path_buf()), &Arc::default())?;
+    drop(reader);
+    if compression != Compression::None {
+        return Ok(None);
+    }
+    let size = std::fs::metadata(path).map_err(|e| Error::io(name(), e))?.len();
+    let mut file = BufReader::with_capacity(64 << 10, File::open(path).map_err(|e| Error::io(name(), e))?);
+    let mut starts = vec![0u64];
+    for k in 1..parts.max(1) as u64 {
+        let target = size * k / parts as u64;
+        if target <= *starts.last().expect("not empty") {
+            continue;
+        }
+        // The next line starts after the first newline at or after `target - 1`.
+        let mut at = target - 1;
+        file.seek(SeekFrom::Start(at)).map_err(|e| Error::io(name(), e))?;
+        loop {
+            let buf = file.fill_buf().map_err(|e| Error::io(name(), e))?;
+            if buf.is_empty() {
+                at = size;
+                break;
+            }
+            if let Some(i) = memchr::memchr(b'\n', buf) {
+                at += i as u64 + 1;
+                break;
+            }
+            let n = buf.len();
+            at += n as u64;
+            file.consume(n);
+        }
+        if at >= size {
+            break;
+        }
+        if at > *starts.last().expect("not empty") {
+            starts.push(at);
+        }
+    }
+    starts.push(size);
+    Ok(Some(starts.windows(2).map(|w| (w[0], w[1])).collect()))
 }
 
 /// Reads every source in order and hands each item to `emit`; stops early when `emit` returns false.
@@ -204,7 +285,7 @@ pub fn read_all(
             }
         };
         if !emit(Item::FileStart { file, compression })
-            || !read_file(file, reader, compression, options, &mut emit)
+            || !read_file(file, source.start(), reader, compression, options, &mut emit)
         {
             return;
         }
@@ -214,6 +295,7 @@ pub fn read_all(
 /// Streams one file; returns false when `emit` asked to stop.
 fn read_file(
     file: usize,
+    start: u64,
     mut reader: Box<dyn Read + Send>,
     compression: Compression,
     options: &ReadOptions,
@@ -221,7 +303,7 @@ fn read_file(
 ) -> bool {
     let mut buf: Vec<u8> = Vec::with_capacity(options.chunk_size + 4096);
     let mut line = 1u64; // number of the first line in `buf`
-    let mut offset = 0u64; // stream offset of `buf[0]`
+    let mut offset = start; // stream offset of `buf[0]`
     let mut searched = 0; // bytes of `buf` known to hold no newline
                           // An over-long line being skipped: its offset, and its bytes so far and last byte.
     let mut long_line: Option<(u64, u64, u8)> = None;
@@ -312,7 +394,7 @@ fn read_file(
             break;
         }
     }
-    emit(Item::FileEnd { file, lines: line - 1, bytes: offset, error })
+    emit(Item::FileEnd { file, lines: line - 1, bytes: offset - start, error })
 }
 
 /// Emits `data` (whole lines) as one chunk, or as several around lines longer than the limit.
@@ -416,6 +498,48 @@ mod tests {
             );
             assert!(matches!(items.last(), Some(Item::FileEnd { lines: 4, error: None, .. })));
         }
+    }
+
+    #[test]
+    fn line_ranges_cover_the_file_at_line_starts() {
+        // Some lines start with gzip's magic number: a range starting there is still plain text.
+        let mut text = Vec::new();
+        for i in 0..500 {
+            text.extend(format!("{{\"i\": {}}}\r\n", "x".repeat(i % 37)).as_bytes());
+            if i % 10 == 0 {
+                text.extend(b"\x1f\x8b not gzip\n");
+            }
+        }
+        text.extend(b"\n\nno newline at the end");
+        let path = write_temp("ranges.jsonl", &text);
+        let whole = lines_of(&collect(&path, &ReadOptions::default()));
+        for parts in [1, 2, 3, 7, 64, 10_000] {
+            let ranges = line_ranges(&path, parts).unwrap().unwrap();
+            assert!(
+                ranges.len() <= parts && ranges[0].0 == 0 && ranges.last().unwrap().1 == text.len() as u64
+            );
+            let mut lines = Vec::new();
+            for (start, end) in ranges {
+                assert!(start == 0 || text[start as usize - 1] == b'\n', "{parts} parts");
+                let source = Source::Range { path: path.clone(), start, end };
+                let mut items = Vec::new();
+                let options = ReadOptions { chunk_size: 100, max_line_bytes: 1000 };
+                read_all(&[source], &options, &Arc::new(Progress::default()), |i| {
+                    items.push(i);
+                    true
+                });
+                assert!(matches!(items[0], Item::FileStart { compression: Compression::None, .. }));
+                let base = lines.len() as u64;
+                lines.extend(lines_of(&items).into_iter().map(|(n, off, l)| (n + base, off, l)));
+            }
+            assert_eq!(lines, whole, "{parts} parts");
+        }
+        let gz = write_temp("ranges.jsonl.gz", &{
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(&text).unwrap();
+            enc.finish().unwrap()
+        });
+        assert_eq!(line_ranges(&gz, 4).unwrap(), None);
     }
 
     #[test]

@@ -27,9 +27,10 @@ pub mod codes {
 }
 
 /// A line's verdict problem: a stable code and a human message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
-    pub code: &'static str,
+    #[serde(deserialize_with = "crate::interned::str")]
+    pub code: crate::interned::Label,
     pub message: String,
 }
 

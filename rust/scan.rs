@@ -5,14 +5,16 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::audit::{audit_record, codes as audit_codes, AuditOptions, RecordAudit, MIN_EXAMPLES};
 use crate::dedup::{
-    detection_table, resolve, DedupConfig, DedupIndex, DedupOptions, Diversity, RecordOutcome,
-    RecordSignature, SignWorker,
+    cluster, detection_table, read_minhashes, resolve, DedupConfig, DedupIndex, DedupOptions, DedupResult,
+    Diversity, RecordOutcome, RecordSignature, SignWorker,
 };
 use crate::error::Error;
+use crate::interned::{self, Label};
 use crate::pipeline::{run, Event, Kernel, RunOptions};
 use crate::reader::{LinesChunk, Source};
 use crate::record::{codes, parse_line, Parsed, Problem, TextSpec};
@@ -26,10 +28,11 @@ use crate::tokenizer::{Counter, Encoding};
 pub const MAX_REPORTED_PER_CODE: u64 = 1_000;
 
 /// The problems kept with their messages: the first [`MAX_REPORTED_PER_CODE`] of each code.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct ProblemList {
     kept: Vec<Located>,
-    per_code: BTreeMap<&'static str, u64>,
+    #[serde(deserialize_with = "interned::keys")]
+    per_code: BTreeMap<Label, u64>,
 }
 
 impl ProblemList {
@@ -38,6 +41,24 @@ impl ProblemList {
         *seen += 1;
         if *seen <= MAX_REPORTED_PER_CODE {
             self.kept.push(located);
+        }
+    }
+
+    /// Appends the problems of the next shard (each moved to its place in the run by `relocate`),
+    /// keeping the first [`MAX_REPORTED_PER_CODE`] of each code over all shards.
+    fn append(&mut self, other: ProblemList, mut relocate: impl FnMut(&mut Located)) {
+        let mut taken: BTreeMap<&str, u64> = BTreeMap::new();
+        for mut located in other.kept {
+            let before = self.per_code.get(located.problem.code).copied().unwrap_or(0);
+            let taken = taken.entry(located.problem.code).or_default();
+            *taken += 1;
+            if before + *taken <= MAX_REPORTED_PER_CODE {
+                relocate(&mut located);
+                self.kept.push(located);
+            }
+        }
+        for (code, n) in other.per_code {
+            *self.per_code.entry(code).or_default() += n;
         }
     }
 }
@@ -61,7 +82,7 @@ pub struct ScanOptions {
 
 /// One line's verdict and figures. The token figures are for the first encoding; `other_tokens`
 /// holds the totals for the others.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RecordRow {
     pub file: usize,
     pub line: u64,
@@ -78,7 +99,7 @@ pub struct RecordRow {
 }
 
 /// Duplicate figures of one record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowDedup {
     /// File index and line of the first record with the same text, when this one is a copy.
     pub exact_dup_of: Option<(usize, u64)>,
@@ -88,7 +109,7 @@ pub struct RowDedup {
     pub is_representative: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RowStatus {
     Valid,
     Invalid,
@@ -98,11 +119,12 @@ pub enum RowStatus {
 }
 
 /// Where a problem is: a line, or the whole file (line 0).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Located {
     pub file: usize,
     pub line: u64,
-    pub severity: &'static str,
+    #[serde(deserialize_with = "interned::str")]
+    pub severity: Label,
     pub problem: Problem,
 }
 
@@ -111,6 +133,9 @@ struct ScanKernel<'a> {
     options: &'a ScanOptions,
     dedup: Option<&'a DedupOptions>,
     diversity: &'a Mutex<Diversity>,
+    /// The index of the first source among all the files of the run (not 0 for a shard), so that
+    /// sampling picks the same lines however the input is split.
+    first_file: usize,
 }
 
 struct ScanWorker<'a> {
@@ -132,7 +157,7 @@ impl<'a> Kernel for ScanKernel<'a> {
     fn process(&self, worker: &mut ScanWorker<'a>, chunk: &LinesChunk) -> Vec<RecordRow> {
         let counters = &mut worker.counters;
         let mut rows = Vec::new();
-        chunk.for_each_line(|line, _, bytes| {
+        chunk.for_each_line(|line, offset, bytes| {
             let mut row = RecordRow {
                 file: chunk.file,
                 line,
@@ -144,7 +169,8 @@ impl<'a> Kernel for ScanKernel<'a> {
                 dedup: None,
             };
             let parsed = parse_line(line, bytes);
-            if !matches!(parsed, Parsed::Blank) && !in_sample(self.options.sample, chunk.file, line) {
+            let file = self.first_file + chunk.file;
+            if !matches!(parsed, Parsed::Blank) && !in_sample(self.options.sample, file, offset) {
                 row.status = RowStatus::Skipped;
                 rows.push(row);
                 return;
@@ -177,28 +203,32 @@ impl<'a> Kernel for ScanKernel<'a> {
     }
 }
 
-/// Deterministic sampling: the same lines whatever the thread count or chunking.
-fn in_sample(sample: Option<(f64, u64)>, file: usize, line: u64) -> bool {
+/// Deterministic sampling by a hash of (seed, file, byte offset of the line): the same lines
+/// whatever the thread count, the chunking or the split into shards.
+fn in_sample(sample: Option<(f64, u64)>, file: usize, offset: u64) -> bool {
     let Some((fraction, seed)) = sample else { return true };
-    // SplitMix64 of (seed, file, line) mapped to [0, 1).
+    // SplitMix64 of (seed, file, offset) mapped to [0, 1).
     let mut x =
-        seed ^ (file as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ line.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        seed ^ (file as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ offset.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 31;
     ((x >> 11) as f64 / (1u64 << 53) as f64) < fraction
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct FileTally {
     lines: u64,
     valid: u64,
     invalid: u64,
     blank: u64,
     skipped: u64,
-    errors: BTreeMap<&'static str, u64>,
-    warnings: BTreeMap<&'static str, u64>,
-    compression: Option<&'static str>,
+    #[serde(deserialize_with = "interned::keys")]
+    errors: BTreeMap<Label, u64>,
+    #[serde(deserialize_with = "interned::keys")]
+    warnings: BTreeMap<Label, u64>,
+    #[serde(deserialize_with = "interned::option")]
+    compression: Option<Label>,
     error: Option<String>,
 }
 
@@ -210,6 +240,25 @@ impl FileTally {
             "invalid": self.invalid, "blank": self.blank, "not_sampled": self.skipped,
             "errors": self.errors, "warnings": self.warnings,
         })
+    }
+
+    /// Adds the counts of `other`; keeps the first compression and error seen.
+    fn merge(&mut self, other: &FileTally) {
+        self.lines += other.lines;
+        self.valid += other.valid;
+        self.invalid += other.invalid;
+        self.blank += other.blank;
+        self.skipped += other.skipped;
+        for (c, n) in &other.errors {
+            *self.errors.entry(c).or_default() += n;
+        }
+        for (c, n) in &other.warnings {
+            *self.warnings.entry(c).or_default() += n;
+        }
+        self.compression = self.compression.or(other.compression);
+        if self.error.is_none() {
+            self.error.clone_from(&other.error);
+        }
     }
 }
 
@@ -233,14 +282,7 @@ fn distribution_json(summary: Option<Summary>) -> Value {
     }
 }
 
-/// Runs the audit over `sources`; `encodings[0]` is the one validated and detailed, the others are
-/// counted side by side.
-pub fn scan(
-    sources: &[Source],
-    encodings: &[Encoding],
-    options: &ScanOptions,
-    run_options: &RunOptions,
-) -> Result<ScanReport, Error> {
+fn check_options(encodings: &[Encoding], options: &ScanOptions) -> Result<(), Error> {
     if encodings.is_empty() {
         return Err(Error::InvalidInput("at least one encoding is needed".into()));
     }
@@ -249,282 +291,558 @@ pub fn scan(
             return Err(Error::InvalidInput(format!("sample fraction must be in (0, 1], not {fraction}")));
         }
     }
-    let dedup_options = options.dedup.clone().map(|config| {
+    if let Some(config) = &options.dedup {
+        config.validate()?;
+    }
+    Ok(())
+}
+
+/// What duplicate detection reads of a record: the configured text field, else the format's texts.
+fn dedup_options(options: &ScanOptions) -> Option<DedupOptions> {
+    options.dedup.clone().map(|config| {
         let text = if options.audit.text_field == ["text"] {
             TextSpec::Auto
         } else {
             TextSpec::Field(options.audit.text_field.clone())
         };
         DedupOptions { text, config }
-    });
-    if let Some(d) = &dedup_options {
-        d.config.validate()?;
-    }
-    let diversity = Mutex::new(Diversity::default());
-    let kernel = ScanKernel { encodings, options, dedup: dedup_options.as_ref(), diversity: &diversity };
-    let mut index = dedup_options.as_ref().map(|d| DedupIndex::new(&d.config));
-    // Each signed record's file and line, and its row in `records` (when rows are kept).
-    let mut places: Vec<(u32, u64)> = Vec::new();
-    let mut place_rows: Vec<usize> = Vec::new();
-    let mut files = vec![FileTally::default(); sources.len()];
-    let mut problems = ProblemList::default();
-    let mut records = Vec::new();
-    let mut tokens = Distribution::new();
-    let mut trainable = Distribution::new();
-    let mut messages = Distribution::new();
-    let mut other_tokens: Vec<Vec<u64>> = vec![Vec::new(); encodings.len() - 1];
-    let mut labels = LabelBalance::new();
-    let mut too_long = 0u64;
-    let mut formats: BTreeMap<&'static str, u64> = BTreeMap::new();
+    })
+}
 
-    run(sources, run_options, &kernel, |event| {
-        match event {
-            Event::FileStart { file, compression } => files[file].compression = Some(compression.name()),
-            Event::FileEnd { file, error, .. } => files[file].error = error,
-            Event::LineTooLong { file, line, len, .. } => {
-                let problem = Problem::new(
-                    codes::LINE_TOO_LONG,
-                    format!(
-                        "line is {len} bytes, over the limit of {} (--max-line-bytes)",
-                        run_options.read.max_line_bytes
-                    ),
-                );
-                let tally = &mut files[file];
-                tally.lines += 1;
-                tally.invalid += 1;
-                *tally.errors.entry(problem.code).or_default() += 1;
-                problems.note(Located { file, line, severity: "error", problem: problem.clone() });
-                if options.keep_records {
-                    let line_problem = Some(problem);
-                    let status = RowStatus::Invalid;
-                    records.push(RecordRow {
-                        file,
-                        line,
-                        status,
-                        line_problem,
-                        audit: None,
-                        other_tokens: vec![],
-                        signature: None,
-                        dedup: None,
-                    });
-                }
+/// Runs the audit over `sources`; `encodings[0]` is the one validated and detailed, the others are
+/// counted side by side.
+pub fn scan(
+    sources: &[Source],
+    encodings: &[Encoding],
+    options: &ScanOptions,
+    run_options: &RunOptions,
+) -> Result<ScanReport, Error> {
+    check_options(encodings, options)?;
+    let state = collect(sources, 0, encodings, options, run_options, false)?;
+    let names: Vec<String> = sources.iter().map(Source::name).collect();
+    let rereadable = !sources.contains(&Source::Stdin);
+    state.finish(&names, encodings, options, rereadable, |index, places| {
+        let dedup = dedup_options(options).expect("an index means dedup options");
+        resolve(sources, &dedup, run_options, index, places)
+    })
+}
+
+/// Scans one shard of a distributed run: file number `file` of the run, or a part of it
+/// ([`Source::Range`]). The state goes to the driver, which merges the shards with
+/// [`ScanState::append`].
+pub fn scan_shard(
+    source: &Source,
+    file: usize,
+    encodings: &[Encoding],
+    options: &ScanOptions,
+    run_options: &RunOptions,
+) -> Result<ScanState, Error> {
+    check_options(encodings, options)?;
+    collect(std::slice::from_ref(source), file, encodings, options, run_options, true)
+}
+
+/// Where a shard's lines are in a distributed run: lines `lines_before + 1 ..= lines_before + lines`
+/// of file `file`.
+#[derive(Clone, Copy, Debug)]
+pub struct ShardPlace {
+    pub file: usize,
+    pub lines_before: u64,
+    pub lines: u64,
+}
+
+/// The driver's part of duplicate resolution in a distributed run: clusters the merged index as
+/// [`resolve`] does locally, but the candidate records are read again by the shards.
+/// `fetch(requests)` gets (shard, ascending line numbers within the shard) for each shard holding
+/// candidates and returns, for each request, the (line within the shard, MinHash) found there
+/// ([`shard_minhashes`]).
+pub fn resolve_sharded(
+    index: DedupIndex,
+    places: &[(u32, u64)],
+    n_files: usize,
+    shards: &[ShardPlace],
+    fetch: impl FnOnce(Vec<(usize, Vec<u64>)>) -> Result<Vec<Vec<(u64, Vec<u32>)>>, Error>,
+) -> Result<DedupResult, Error> {
+    cluster(index, places, n_files, |wanted, found| {
+        let mut requests: Vec<(usize, Vec<u64>)> = Vec::new();
+        for (shard, place) in shards.iter().enumerate() {
+            let lines = &wanted[place.file];
+            let from = lines.partition_point(|&l| l <= place.lines_before);
+            let to = lines.partition_point(|&l| l <= place.lines_before + place.lines);
+            if from < to {
+                requests.push((shard, lines[from..to].iter().map(|l| l - place.lines_before).collect()));
             }
-            Event::Lines { output, .. } => {
-                for mut row in output {
-                    if let (Some(index), Some(sig)) = (&mut index, row.signature.take()) {
-                        index.add(&sig);
-                        places.push((row.file as u32, row.line));
-                        place_rows.push(records.len());
-                    }
-                    let tally = &mut files[row.file];
-                    tally.lines += 1;
-                    match row.status {
-                        RowStatus::Valid => tally.valid += 1,
-                        RowStatus::Invalid => tally.invalid += 1,
-                        RowStatus::Blank => tally.blank += 1,
-                        RowStatus::Skipped => tally.skipped += 1,
-                    }
-                    let errors = row.line_problem.iter().chain(row.audit.iter().flat_map(|a| &a.errors));
-                    let warnings = row.audit.iter().flat_map(|a| &a.warnings);
-                    let found = errors.map(|p| ("error", p)).chain(warnings.map(|p| ("warning", p)));
-                    for (severity, problem) in found {
-                        let counts =
-                            if severity == "error" { &mut tally.errors } else { &mut tally.warnings };
-                        *counts.entry(problem.code).or_default() += 1;
-                        problems.note(Located {
-                            file: row.file,
-                            line: row.line,
-                            severity,
-                            problem: problem.clone(),
-                        });
-                    }
-                    if let Some(audit) = &row.audit {
-                        if row.status == RowStatus::Valid {
-                            *formats.entry(audit.format.name()).or_default() += 1;
-                            tokens.push(audit.total_tokens);
-                            trainable.push(audit.trainable_tokens);
-                            messages.push(u64::from(audit.n_messages));
-                            labels.add(audit.label.as_deref());
-                            too_long +=
-                                u64::from(audit.warnings.iter().any(|w| w.code == audit_codes::TOO_LONG));
-                            for (all, n) in other_tokens.iter_mut().zip(&row.other_tokens) {
-                                all.push(*n);
-                            }
-                        }
-                    }
-                    if options.keep_records {
-                        records.push(row);
-                    }
-                }
+        }
+        let shard_of_request: Vec<usize> = requests.iter().map(|(shard, _)| *shard).collect();
+        let answers = fetch(requests)?;
+        if answers.len() != shard_of_request.len() {
+            return Err(Error::InvalidInput("one answer is needed per request".into()));
+        }
+        for (shard, answer) in shard_of_request.into_iter().zip(answers) {
+            let place = shards[shard];
+            for (line, minhash) in answer {
+                found(place.file, place.lines_before + line, &minhash);
             }
         }
         Ok(())
+    })
+}
+
+/// A shard's part of duplicate resolution: the MinHash signatures of its records at `lines`
+/// (ascending, numbered within the shard).
+pub fn shard_minhashes(
+    source: &Source,
+    options: &ScanOptions,
+    run_options: &RunOptions,
+    mut lines: Vec<u64>,
+) -> Result<Vec<(u64, Vec<u32>)>, Error> {
+    lines.sort_unstable();
+    lines.dedup();
+    let dedup = dedup_options(options)
+        .ok_or_else(|| Error::InvalidInput("duplicate detection is off for this scan".into()))?;
+    dedup.config.validate()?;
+    let mut found = Vec::new();
+    read_minhashes(std::slice::from_ref(source), &dedup, run_options, &[lines], &mut |_, line, minhash| {
+        found.push((line, minhash.to_vec()))
     })?;
+    Ok(found)
+}
 
-    let mut duplicates = Value::Null;
-    if let (Some(index), Some(d)) = (index, &dedup_options) {
-        let result = resolve(sources, d, run_options, index, &places)?;
-        for (((file, line), outcome), &row) in places.iter().zip(&result.records).zip(&place_rows) {
-            if let Some(first) = outcome.exact_dup_of {
-                let (first_file, first_line) = places[first as usize];
-                let tally = &mut files[*file as usize];
-                *tally.warnings.entry(audit_codes::DUPLICATE).or_default() += 1;
-                let message = format!("same text as {}:{first_line}", sources[first_file as usize].name());
-                let problem = Problem::new(audit_codes::DUPLICATE, message);
-                problems.note(Located { file: *file as usize, line: *line, severity: "warning", problem });
+/// The first pass: reads `sources` (the first of which is file `first_file` of the run) into a state.
+fn collect(
+    sources: &[Source],
+    first_file: usize,
+    encodings: &[Encoding],
+    options: &ScanOptions,
+    run_options: &RunOptions,
+    for_shard: bool,
+) -> Result<ScanState, Error> {
+    let dedup = dedup_options(options);
+    let diversity = Mutex::new(Diversity::default());
+    let kernel = ScanKernel { encodings, options, dedup: dedup.as_ref(), diversity: &diversity, first_file };
+    let mut state = ScanState::new(sources.len(), encodings.len(), options, for_shard);
+    run(sources, run_options, &kernel, |event| {
+        match event {
+            Event::FileStart { file, compression } => {
+                state.files[file].compression = Some(compression.name())
             }
-            if options.keep_records {
-                records[row].dedup = Some(RowDedup {
-                    exact_dup_of: outcome.exact_dup_of.map(|i| {
-                        let (f, l) = places[i as usize];
-                        (f as usize, l)
-                    }),
-                    cluster: outcome.cluster,
-                    cluster_size: outcome.cluster_size,
-                    is_representative: outcome.is_representative,
-                });
+            Event::FileEnd { file, error, .. } => state.files[file].error = error,
+            Event::LineTooLong { file, line, len, .. } => {
+                let message = format!(
+                    "line is {len} bytes, over the limit of {} (--max-line-bytes)",
+                    run_options.read.max_line_bytes
+                );
+                state.add_line_too_long(file, line, Problem::new(codes::LINE_TOO_LONG, message));
+            }
+            Event::Lines { output, .. } => output.into_iter().for_each(|row| state.add_row(row)),
+        }
+        Ok(())
+    })?;
+    state.diversity = diversity.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok(state)
+}
+
+/// What a scan has gathered before its summary is made, in a form that merges exactly: tallies,
+/// the first problems of each code, every record's token figures (so quantiles, packing and cost
+/// stay exact), labels, and the duplicate signatures.
+///
+/// The local engine fills one state as it reads. A distributed run fills one per shard (a file or
+/// a byte range of one), serializes it ([`ScanState::to_bytes`]) and merges the shards on the
+/// driver in input order ([`ScanState::append`]); [`ScanState::finish`] then makes the same report
+/// either way.
+#[derive(Serialize, Deserialize)]
+pub struct ScanState {
+    files: Vec<FileTally>,
+    problems: ProblemList,
+    keep_records: bool,
+    records: Vec<RecordRow>,
+    tokens: Distribution,
+    trainable: Distribution,
+    messages: Distribution,
+    /// Per record, the totals of the other encodings.
+    other_tokens: Vec<Vec<u64>>,
+    labels: LabelBalance,
+    too_long: u64,
+    #[serde(deserialize_with = "interned::keys")]
+    formats: BTreeMap<Label, u64>,
+    /// Each signed record's file and line, and its row in `records` (when rows are kept).
+    places: Vec<(u32, u64)>,
+    place_rows: Vec<usize>,
+    /// A shard's duplicate signatures, in input order (one per place).
+    signatures: Vec<RecordSignature>,
+    /// The duplicate index of the local engine or of the driver, which takes the signatures as they
+    /// come.
+    #[serde(skip)]
+    index: Option<DedupIndex>,
+    diversity: Diversity,
+}
+
+impl ScanState {
+    fn new(n_files: usize, n_encodings: usize, options: &ScanOptions, for_shard: bool) -> ScanState {
+        ScanState {
+            files: vec![FileTally::default(); n_files],
+            problems: ProblemList::default(),
+            keep_records: options.keep_records,
+            records: Vec::new(),
+            tokens: Distribution::new(),
+            trainable: Distribution::new(),
+            messages: Distribution::new(),
+            other_tokens: vec![Vec::new(); n_encodings - 1],
+            labels: LabelBalance::new(),
+            too_long: 0,
+            formats: BTreeMap::new(),
+            places: Vec::new(),
+            place_rows: Vec::new(),
+            signatures: Vec::new(),
+            index: options.dedup.as_ref().filter(|_| !for_shard).map(DedupIndex::new),
+            diversity: Diversity::default(),
+        }
+    }
+
+    /// An empty state for the driver of a distributed run over `n_files` files.
+    pub fn for_driver(
+        n_files: usize,
+        encodings: &[Encoding],
+        options: &ScanOptions,
+    ) -> Result<ScanState, Error> {
+        check_options(encodings, options)?;
+        Ok(ScanState::new(n_files, encodings.len(), options, false))
+    }
+
+    /// Lines read (of the one file of a shard).
+    pub fn lines(&self) -> u64 {
+        self.files.iter().map(|f| f.lines).sum()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("a scan state serializes")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<ScanState, Error> {
+        postcard::from_bytes(bytes).map_err(|e| Error::InvalidInput(format!("not a scan shard's state: {e}")))
+    }
+
+    fn add_line_too_long(&mut self, file: usize, line: u64, problem: Problem) {
+        let tally = &mut self.files[file];
+        tally.lines += 1;
+        tally.invalid += 1;
+        *tally.errors.entry(problem.code).or_default() += 1;
+        self.problems.note(Located { file, line, severity: "error", problem: problem.clone() });
+        if self.keep_records {
+            let status = RowStatus::Invalid;
+            let line_problem = Some(problem);
+            let (audit, other_tokens, signature, dedup) = (None, vec![], None, None);
+            self.records.push(RecordRow {
+                file,
+                line,
+                status,
+                line_problem,
+                audit,
+                other_tokens,
+                signature,
+                dedup,
+            });
+        }
+    }
+
+    fn add_row(&mut self, mut row: RecordRow) {
+        if let Some(sig) = row.signature.take() {
+            match &mut self.index {
+                Some(index) => _ = index.add(&sig),
+                None => self.signatures.push(sig),
+            }
+            self.places.push((row.file as u32, row.line));
+            self.place_rows.push(self.records.len());
+        }
+        let tally = &mut self.files[row.file];
+        tally.lines += 1;
+        match row.status {
+            RowStatus::Valid => tally.valid += 1,
+            RowStatus::Invalid => tally.invalid += 1,
+            RowStatus::Blank => tally.blank += 1,
+            RowStatus::Skipped => tally.skipped += 1,
+        }
+        let errors = row.line_problem.iter().chain(row.audit.iter().flat_map(|a| &a.errors));
+        let warnings = row.audit.iter().flat_map(|a| &a.warnings);
+        let found = errors.map(|p| ("error", p)).chain(warnings.map(|p| ("warning", p)));
+        for (severity, problem) in found {
+            let counts = if severity == "error" { &mut tally.errors } else { &mut tally.warnings };
+            *counts.entry(problem.code).or_default() += 1;
+            self.problems.note(Located {
+                file: row.file,
+                line: row.line,
+                severity,
+                problem: problem.clone(),
+            });
+        }
+        if let Some(audit) = row.audit.as_ref().filter(|_| row.status == RowStatus::Valid) {
+            *self.formats.entry(audit.format.name()).or_default() += 1;
+            self.tokens.push(audit.total_tokens);
+            self.trainable.push(audit.trainable_tokens);
+            self.messages.push(u64::from(audit.n_messages));
+            self.labels.add(audit.label.as_deref());
+            self.too_long += u64::from(audit.warnings.iter().any(|w| w.code == audit_codes::TOO_LONG));
+            for (all, n) in self.other_tokens.iter_mut().zip(&row.other_tokens) {
+                all.push(*n);
             }
         }
-        problems.kept.sort_by_key(|p| (p.file, p.line));
-        let sum = &result.summary;
-        let curve: Vec<Value> =
-            detection_table(d.config.bands, d.config.rows).into_iter().map(|(s, p)| json!([s, p])).collect();
-        let diversity = diversity.into_inner().unwrap_or_else(|e| e.into_inner()).report();
-        duplicates = json!({
-            "near_duplicates_searched": !sources.contains(&Source::Stdin),
-            "records": sum.records, "exact_duplicates": sum.exact_duplicates,
-            "near_dup_clusters": sum.near_dup_clusters, "records_in_clusters": sum.records_in_clusters,
-            "removed": sum.removed, "kept": sum.kept, "unique_fraction": sum.unique_fraction,
-            "candidates": sum.candidates, "pairs_compared": sum.pairs_compared, "pairs_joined": sum.pairs_joined,
-            "config": {"ngram": d.config.ngram, "num_perm": d.config.num_perm, "bands": d.config.bands,
-                       "rows": d.config.rows, "threshold": d.config.threshold, "keep": d.config.keep.name()},
-            "detection_probability": curve,
-            "diversity": diversity.iter().map(|n| json!({"n": n.n, "total": n.total, "distinct": n.distinct,
-                                                         "ratio": n.ratio, "exact": n.exact})).collect::<Vec<_>>(),
-            "clusters": largest_clusters(&places, &result.records, sources),
+        if self.keep_records {
+            self.records.push(row);
+        }
+    }
+
+    /// Appends the state of the next shard, in input order: a shard of file `file` whose first
+    /// line is line `lines_before + 1` of that file. The shard must have been made with the same
+    /// options.
+    pub fn append(&mut self, shard: ScanState, file: usize, lines_before: u64) -> Result<(), Error> {
+        let mismatch = |what: &str| Err(Error::InvalidInput(format!("shard does not fit the run: {what}")));
+        if file >= self.files.len() || shard.files.len() != 1 {
+            return mismatch("file");
+        }
+        if shard.signatures.len() != shard.places.len()
+            || shard.keep_records != self.keep_records
+            || shard.other_tokens.len() != self.other_tokens.len()
+            || (self.index.is_none() && !shard.places.is_empty())
+        {
+            return mismatch("options");
+        }
+        // Line 0 stands for the whole file and stays 0.
+        let line_in_file = |line: u64| if line == 0 { 0 } else { line + lines_before };
+        self.files[file].merge(&shard.files[0]);
+        self.problems.append(shard.problems, |p| {
+            p.file = file;
+            p.line = line_in_file(p.line);
         });
+        let first_row = self.records.len();
+        self.records.extend(shard.records.into_iter().map(|mut row| {
+            row.file = file;
+            row.line = line_in_file(row.line);
+            row
+        }));
+        self.tokens.merge(&shard.tokens);
+        self.trainable.merge(&shard.trainable);
+        self.messages.merge(&shard.messages);
+        for (all, theirs) in self.other_tokens.iter_mut().zip(&shard.other_tokens) {
+            all.extend_from_slice(theirs);
+        }
+        self.labels.merge(&shard.labels);
+        self.too_long += shard.too_long;
+        for (format, n) in &shard.formats {
+            *self.formats.entry(format).or_default() += n;
+        }
+        if let Some(index) = &mut self.index {
+            for sig in &shard.signatures {
+                index.add(sig);
+            }
+        }
+        self.places.extend(shard.places.iter().map(|&(_, line)| (file as u32, line_in_file(line))));
+        self.place_rows.extend(shard.place_rows.iter().map(|&row| first_row + row));
+        self.diversity.merge(&shard.diversity);
+        Ok(())
     }
 
-    // File-level warnings.
-    for (file, tally) in files.iter_mut().enumerate() {
-        if tally.valid + tally.invalid > 0 && tally.valid < MIN_EXAMPLES && options.sample.is_none() {
-            let problem = Problem::new(
-                audit_codes::TOO_FEW_EXAMPLES,
-                format!("{} valid examples; fine-tuning needs at least {MIN_EXAMPLES}", tally.valid),
-            );
-            *tally.warnings.entry(problem.code).or_default() += 1;
-            problems.note(Located { file, line: 0, severity: "warning", problem });
-        }
-    }
+    /// Makes the report. `names` are the files' names; `rereadable` says whether they can be read a
+    /// second time; `resolve` clusters the duplicate index (with each signed record's file and
+    /// line), reading the candidate records again.
+    pub fn finish(
+        self,
+        names: &[String],
+        encodings: &[Encoding],
+        options: &ScanOptions,
+        rereadable: bool,
+        resolve: impl FnOnce(DedupIndex, &[(u32, u64)]) -> Result<DedupResult, Error>,
+    ) -> Result<ScanReport, Error> {
+        let ScanState {
+            mut files,
+            mut problems,
+            mut records,
+            mut tokens,
+            mut trainable,
+            mut messages,
+            other_tokens,
+            labels,
+            too_long,
+            formats,
+            places,
+            place_rows,
+            index,
+            diversity,
+            ..
+        } = self;
 
-    let total = files.iter().fold(FileTally::default(), |mut acc, f| {
-        acc.lines += f.lines;
-        acc.valid += f.valid;
-        acc.invalid += f.invalid;
-        acc.blank += f.blank;
-        acc.skipped += f.skipped;
-        for (c, n) in &f.errors {
-            *acc.errors.entry(c).or_default() += n;
+        let mut duplicates = Value::Null;
+        if let (Some(index), Some(config)) = (index, &options.dedup) {
+            let result = resolve(index, &places)?;
+            for (((file, line), outcome), &row) in places.iter().zip(&result.records).zip(&place_rows) {
+                if let Some(first) = outcome.exact_dup_of {
+                    let (first_file, first_line) = places[first as usize];
+                    let tally = &mut files[*file as usize];
+                    *tally.warnings.entry(audit_codes::DUPLICATE).or_default() += 1;
+                    let message = format!("same text as {}:{first_line}", names[first_file as usize]);
+                    let problem = Problem::new(audit_codes::DUPLICATE, message);
+                    problems.note(Located {
+                        file: *file as usize,
+                        line: *line,
+                        severity: "warning",
+                        problem,
+                    });
+                }
+                if options.keep_records {
+                    records[row].dedup = Some(RowDedup {
+                        exact_dup_of: outcome.exact_dup_of.map(|i| {
+                            let (f, l) = places[i as usize];
+                            (f as usize, l)
+                        }),
+                        cluster: outcome.cluster,
+                        cluster_size: outcome.cluster_size,
+                        is_representative: outcome.is_representative,
+                    });
+                }
+            }
+            problems.kept.sort_by_key(|p| (p.file, p.line));
+            let sum = &result.summary;
+            let curve: Vec<Value> =
+                detection_table(config.bands, config.rows).into_iter().map(|(s, p)| json!([s, p])).collect();
+            let diversity = diversity.report();
+            duplicates = json!({
+                "near_duplicates_searched": rereadable,
+                "records": sum.records, "exact_duplicates": sum.exact_duplicates,
+                "near_dup_clusters": sum.near_dup_clusters, "records_in_clusters": sum.records_in_clusters,
+                "removed": sum.removed, "kept": sum.kept, "unique_fraction": sum.unique_fraction,
+                "candidates": sum.candidates, "pairs_compared": sum.pairs_compared, "pairs_joined": sum.pairs_joined,
+                "config": {"ngram": config.ngram, "num_perm": config.num_perm, "bands": config.bands,
+                           "rows": config.rows, "threshold": config.threshold, "keep": config.keep.name()},
+                "detection_probability": curve,
+                "diversity": diversity.iter().map(|n| json!({"n": n.n, "total": n.total, "distinct": n.distinct,
+                                                             "ratio": n.ratio, "exact": n.exact})).collect::<Vec<_>>(),
+                "clusters": largest_clusters(&places, &result.records, names),
+            });
         }
-        for (c, n) in &f.warnings {
-            *acc.warnings.entry(c).or_default() += n;
-        }
-        acc
-    });
 
-    let limit = options.audit.context_limit;
-    let sampled_lines = total.lines - total.blank - total.skipped;
-    let population = total.lines - total.blank;
-    let cost_for = |encoding: &Encoding, per_record: &[u64]| -> Value {
-        let billed_per_record: Vec<u64> = per_record.iter().map(|&t| limit.map_or(t, |l| t.min(l))).collect();
-        let billed = billed_tokens_per_epoch(per_record.iter().copied(), limit.unwrap_or(u64::MAX));
-        let mut cost = match options.sample {
-            None => {
-                let epochs = options.epochs.unwrap_or_else(|| default_epochs(per_record.len() as u64));
-                let c = Cost::new(billed, epochs);
-                json!({"epochs": c.epochs, "billed_tokens_per_epoch": c.billed_tokens_per_epoch,
+        // File-level warnings.
+        for (file, tally) in files.iter_mut().enumerate() {
+            if tally.valid + tally.invalid > 0 && tally.valid < MIN_EXAMPLES && options.sample.is_none() {
+                let problem = Problem::new(
+                    audit_codes::TOO_FEW_EXAMPLES,
+                    format!("{} valid examples; fine-tuning needs at least {MIN_EXAMPLES}", tally.valid),
+                );
+                *tally.warnings.entry(problem.code).or_default() += 1;
+                problems.note(Located { file, line: 0, severity: "warning", problem });
+            }
+        }
+
+        let total = files.iter().fold(FileTally::default(), |mut acc, f| {
+            acc.lines += f.lines;
+            acc.valid += f.valid;
+            acc.invalid += f.invalid;
+            acc.blank += f.blank;
+            acc.skipped += f.skipped;
+            for (c, n) in &f.errors {
+                *acc.errors.entry(c).or_default() += n;
+            }
+            for (c, n) in &f.warnings {
+                *acc.warnings.entry(c).or_default() += n;
+            }
+            acc
+        });
+
+        let limit = options.audit.context_limit;
+        let sampled_lines = total.lines - total.blank - total.skipped;
+        let population = total.lines - total.blank;
+        let cost_for = |encoding: &Encoding, per_record: &[u64]| -> Value {
+            let billed_per_record: Vec<u64> =
+                per_record.iter().map(|&t| limit.map_or(t, |l| t.min(l))).collect();
+            let billed = billed_tokens_per_epoch(per_record.iter().copied(), limit.unwrap_or(u64::MAX));
+            let mut cost = match options.sample {
+                None => {
+                    let epochs = options.epochs.unwrap_or_else(|| default_epochs(per_record.len() as u64));
+                    let c = Cost::new(billed, epochs);
+                    json!({"epochs": c.epochs, "billed_tokens_per_epoch": c.billed_tokens_per_epoch,
                        "charged_tokens": c.charged_tokens,
                        "usd": options.price_per_mtok.map(|p| c.usd(p)), "estimate": false})
-            }
-            Some(_) => {
-                // Sampled: invalid sampled lines count as 0 tokens; the population is every non-blank line.
-                let mut sample = billed_per_record.clone();
-                sample.resize(sampled_lines as usize, 0);
-                let est = estimate_total(&sample, population);
-                let est_valid = (population as f64 * per_record.len() as f64 / sampled_lines.max(1) as f64)
-                    .round() as u64;
-                let epochs = options.epochs.unwrap_or_else(|| default_epochs(est_valid));
-                let price = options.price_per_mtok;
-                json!({"epochs": epochs, "estimate": true,
+                }
+                Some(_) => {
+                    // Sampled: invalid sampled lines count as 0 tokens; the population is every non-blank line.
+                    let mut sample = billed_per_record.clone();
+                    sample.resize(sampled_lines as usize, 0);
+                    let est = estimate_total(&sample, population);
+                    let est_valid = (population as f64 * per_record.len() as f64
+                        / sampled_lines.max(1) as f64)
+                        .round() as u64;
+                    let epochs = options.epochs.unwrap_or_else(|| default_epochs(est_valid));
+                    let price = options.price_per_mtok;
+                    json!({"epochs": epochs, "estimate": true,
                        "billed_tokens_per_epoch": est.map(|e| e.value.round()),
                        "billed_tokens_per_epoch_95ci": est.map(|e| [e.low.round(), e.high.round()]),
                        "charged_tokens": est.map(|e| (e.value * epochs as f64).round()),
                        "charged_tokens_95ci": est.map(|e| [(e.low * epochs as f64).round(), (e.high * epochs as f64).round()]),
                        "usd": price.and_then(|p| est.map(|e| e.value * epochs as f64 / 1e6 * p)),
                        "usd_95ci": price.and_then(|p| est.map(|e| [e.low * epochs as f64 / 1e6 * p, e.high * epochs as f64 / 1e6 * p]))})
+                }
+            };
+            cost["encoding"] = json!(encoding.name());
+            cost["limit"] = json!(limit);
+            cost["price_per_mtok"] = json!(options.price_per_mtok);
+            cost["tokens"] = json!(per_record.iter().sum::<u64>());
+            cost
+        };
+
+        let primary_tokens: Vec<u64> = tokens.values().iter().map(|&v| u64::from(v)).collect();
+        let mut costs = vec![cost_for(&encodings[0], &primary_tokens)];
+        for (encoding, per_record) in encodings[1..].iter().zip(&other_tokens) {
+            costs.push(cost_for(encoding, per_record));
+        }
+
+        let pack_length = options.pack_length.or(limit.map(|l| l.min(u64::from(u32::MAX)) as u32));
+        let packing = match pack_length {
+            None => Value::Null,
+            Some(length) => {
+                let plain = pack_none(tokens.values(), length)?;
+                let packed = pack_ffd(tokens.values(), length)?;
+                let fig = |p: &crate::stats::Packing| {
+                    json!({"sequences": p.sequences, "padding_waste_percent": p.padding_waste_percent(),
+                                                      "truncated_examples": p.truncated_examples})
+                };
+                json!({"max_length": length, "unpacked": fig(&plain), "packed_ffd": fig(&packed)})
             }
         };
-        cost["encoding"] = json!(encoding.name());
-        cost["limit"] = json!(limit);
-        cost["price_per_mtok"] = json!(options.price_per_mtok);
-        cost["tokens"] = json!(per_record.iter().sum::<u64>());
-        cost
-    };
 
-    let primary_tokens: Vec<u64> = tokens.values().iter().map(|&v| u64::from(v)).collect();
-    let mut costs = vec![cost_for(&encodings[0], &primary_tokens)];
-    for (encoding, per_record) in encodings[1..].iter().zip(&other_tokens) {
-        costs.push(cost_for(encoding, per_record));
+        let label_json = json!({
+            "classification": labels.is_classification(),
+            "classes": labels.classes().map(|c| c.into_iter().map(|(l, n)| json!([l, n])).collect::<Vec<_>>()),
+            "imbalance_ratio": labels.imbalance_ratio(),
+            "imbalanced": labels.is_imbalanced(),
+            "labeled": labels.labeled(),
+            "unlabeled": labels.unlabeled(),
+        });
+
+        let mut summary = total.json("total");
+        let obj = summary.as_object_mut().expect("an object");
+        obj.remove("name");
+        obj.remove("compression");
+        obj.remove("error");
+        obj.insert(
+            "files".into(),
+            json!(files.iter().zip(names).map(|(f, name)| f.json(name)).collect::<Vec<_>>()),
+        );
+        obj.insert("formats".into(), json!(formats));
+        obj.insert("encoding".into(), json!(encodings[0].name()));
+        obj.insert("tokens".into(), distribution_json(tokens.summary()));
+        obj.insert("trainable_tokens".into(), distribution_json(trainable.summary()));
+        obj.insert("messages".into(), distribution_json(messages.summary()));
+        obj.insert("too_long".into(), json!(too_long));
+        obj.insert("labels".into(), label_json);
+        obj.insert("cost".into(), costs[0].clone());
+        obj.insert("costs".into(), json!(costs));
+        obj.insert("packing".into(), packing);
+        obj.insert("duplicates".into(), duplicates);
+        obj.insert(
+            "sample".into(),
+            json!(options
+                .sample
+                .map(|(f, seed)| json!({"fraction": f, "seed": seed, "lines": sampled_lines}))),
+        );
+        Ok(ScanReport { summary, problems: problems.kept, records })
     }
-
-    let pack_length = options.pack_length.or(limit.map(|l| l.min(u64::from(u32::MAX)) as u32));
-    let packing = match pack_length {
-        None => Value::Null,
-        Some(length) => {
-            let plain = pack_none(tokens.values(), length)?;
-            let packed = pack_ffd(tokens.values(), length)?;
-            let fig = |p: &crate::stats::Packing| {
-                json!({"sequences": p.sequences, "padding_waste_percent": p.padding_waste_percent(),
-                                                      "truncated_examples": p.truncated_examples})
-            };
-            json!({"max_length": length, "unpacked": fig(&plain), "packed_ffd": fig(&packed)})
-        }
-    };
-
-    let label_json = json!({
-        "classification": labels.is_classification(),
-        "classes": labels.classes().map(|c| c.into_iter().map(|(l, n)| json!([l, n])).collect::<Vec<_>>()),
-        "imbalance_ratio": labels.imbalance_ratio(),
-        "imbalanced": labels.is_imbalanced(),
-        "labeled": labels.labeled(),
-        "unlabeled": labels.unlabeled(),
-    });
-
-    let mut summary = total.json("total");
-    let obj = summary.as_object_mut().expect("an object");
-    obj.remove("name");
-    obj.remove("compression");
-    obj.remove("error");
-    obj.insert(
-        "files".into(),
-        json!(files.iter().zip(sources).map(|(f, s)| f.json(&s.name())).collect::<Vec<_>>()),
-    );
-    obj.insert("formats".into(), json!(formats));
-    obj.insert("encoding".into(), json!(encodings[0].name()));
-    obj.insert("tokens".into(), distribution_json(tokens.summary()));
-    obj.insert("trainable_tokens".into(), distribution_json(trainable.summary()));
-    obj.insert("messages".into(), distribution_json(messages.summary()));
-    obj.insert("too_long".into(), json!(too_long));
-    obj.insert("labels".into(), label_json);
-    obj.insert("cost".into(), costs[0].clone());
-    obj.insert("costs".into(), json!(costs));
-    obj.insert("packing".into(), packing);
-    obj.insert("duplicates".into(), duplicates);
-    obj.insert(
-        "sample".into(),
-        json!(options.sample.map(|(f, seed)| json!({"fraction": f, "seed": seed, "lines": sampled_lines}))),
-    );
-    Ok(ScanReport { summary, problems: problems.kept, records })
 }
 
 /// How many of the largest near-duplicate clusters the summary lists, and how many lines of each.
@@ -532,7 +850,7 @@ const LISTED_CLUSTERS: usize = 20;
 const LISTED_CLUSTER_LINES: usize = 10;
 
 /// The largest clusters, biggest first: size and the first lines (file, line) of each.
-fn largest_clusters(places: &[(u32, u64)], outcomes: &[RecordOutcome], sources: &[Source]) -> Value {
+fn largest_clusters(places: &[(u32, u64)], outcomes: &[RecordOutcome], names: &[String]) -> Value {
     let mut members: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for (i, outcome) in outcomes.iter().enumerate() {
         if let Some(cluster) = outcome.cluster {
@@ -548,10 +866,140 @@ fn largest_clusters(places: &[(u32, u64)], outcomes: &[RecordOutcome], sources: 
             let lines: Vec<Value> = m
                 .iter()
                 .take(LISTED_CLUSTER_LINES)
-                .map(|&i| json!([sources[places[i].0 as usize].name(), places[i].1]))
+                .map(|&i| json!([names[places[i].0 as usize], places[i].1]))
                 .collect();
             json!({"cluster": id, "size": m.len(), "lines": lines})
         })
         .collect();
     json!(listed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::reader::{line_ranges, ReadOptions};
+
+    /// A file with every kind of line: chat records, exact and near copies (also of the other
+    /// file's records), invalid lines, blank lines, records with errors and an over-long line.
+    fn write_inputs(dir: &Path) -> (PathBuf, PathBuf) {
+        let mut state = 7u64;
+        let mut word = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ["alpha", "beta", "gamma", "delta", "kappa", "sigma", "omega", "tau", "rho", "phi"]
+                [(state >> 33) as usize % 10]
+                .to_string()
+                + &((state >> 40) % 50).to_string()
+        };
+        let mut texts: Vec<String> =
+            (0..120).map(|_| (0..40).map(|_| word()).collect::<Vec<_>>().join(" ")).collect();
+        let chat = |user: &str, answer: &str| {
+            serde_json::json!({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]})
+                .to_string()
+        };
+        let mut plain = Vec::new();
+        for i in 0..600 {
+            let line = match i % 13 {
+                0 => String::new(),
+                1 => "{not json".to_string(),
+                2 => chat(&texts[i % 7], "yes"), // exact copies
+                3 => chat(&texts[(i / 13) % 40].replacen("alpha", "ALPHA!", 1), "no"), // near copies
+                4 => r#"{"messages": [{"role": "user", "content": "no answer"}]}"#.to_string(),
+                5 if i == 5 => format!(r#"{{"text": "{}"}}"#, "x".repeat(5000)),
+                _ => {
+                    let t = texts[i % texts.len()].clone();
+                    texts.push(t.replace("beta", "b"));
+                    chat(&t, if i % 2 == 0 { "yes" } else { "no" })
+                }
+            };
+            writeln!(plain, "{line}").unwrap();
+        }
+        let plain_path = dir.join("shards.jsonl");
+        std::fs::write(&plain_path, &plain).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for t in texts.iter().take(60) {
+            writeln!(gz, "{}", chat(t, "yes")).unwrap();
+        }
+        let gz_path = dir.join("more.jsonl.gz");
+        std::fs::write(&gz_path, gz.finish().unwrap()).unwrap();
+        (plain_path, gz_path)
+    }
+
+    fn comparable(report: &ScanReport) -> (String, Vec<String>, Vec<String>) {
+        let problems = report
+            .problems
+            .iter()
+            .map(|p| format!("{}:{}:{}:{}:{}", p.file, p.line, p.severity, p.problem.code, p.problem.message))
+            .collect();
+        let records = report.records.iter().map(|r| format!("{r:?}")).collect();
+        (report.summary.to_string(), problems, records)
+    }
+
+    #[test]
+    fn shards_merged_on_a_driver_give_the_local_report() {
+        let dir = std::env::temp_dir().join(format!("tokenlens-shards-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (plain, gz) = write_inputs(&dir);
+        let encodings = [Encoding::load("cl100k_base").unwrap(), Encoding::load("o200k_base").unwrap()];
+        let run_options = RunOptions {
+            threads: 2,
+            read: ReadOptions { chunk_size: 4096, max_line_bytes: 2000 },
+            ..Default::default()
+        };
+        let names = vec![plain.display().to_string(), gz.display().to_string()];
+        for sample in [None, Some((0.6, 3))] {
+            let options = ScanOptions {
+                audit: AuditOptions { context_limit: Some(60), ..Default::default() },
+                price_per_mtok: Some(3.0),
+                epochs: None,
+                pack_length: None,
+                sample,
+                keep_records: true,
+                dedup: Some(DedupConfig::default()),
+            };
+            let sources = [Source::Path(plain.clone()), Source::Path(gz.clone())];
+            let local = scan(&sources, &encodings, &options, &run_options).unwrap();
+            let summary = &local.summary;
+            assert!(summary["duplicates"]["exact_duplicates"].as_u64().unwrap() > 10, "{summary}");
+            assert!(summary["duplicates"]["near_dup_clusters"].as_u64().unwrap() > 10, "{summary}");
+            assert_eq!(summary["errors"]["line_too_long"], 1, "{summary}");
+
+            for parts in [1, 3, 8] {
+                let mut shards: Vec<(Source, ShardPlace)> = Vec::new();
+                let mut driver = ScanState::for_driver(2, &encodings, &options).unwrap();
+                let mut lines_before = 0;
+                let ranges = line_ranges(&plain, parts).unwrap().unwrap();
+                let plain_shards = ranges
+                    .into_iter()
+                    .map(|(start, end)| (Source::Range { path: plain.clone(), start, end }, 0));
+                for (source, file) in plain_shards.chain([(Source::Path(gz.clone()), 1)]) {
+                    if file == 1 {
+                        lines_before = 0;
+                    }
+                    let state = scan_shard(&source, file, &encodings, &options, &run_options).unwrap();
+                    let state = ScanState::from_bytes(&state.to_bytes()).unwrap();
+                    let place = ShardPlace { file, lines_before, lines: state.lines() };
+                    lines_before += place.lines;
+                    driver.append(state, file, place.lines_before).unwrap();
+                    shards.push((source, place));
+                }
+                let places: Vec<ShardPlace> = shards.iter().map(|(_, p)| *p).collect();
+                let merged = driver
+                    .finish(&names, &encodings, &options, true, |index, signed| {
+                        resolve_sharded(index, signed, 2, &places, |requests| {
+                            requests
+                                .into_iter()
+                                .map(|(shard, lines)| {
+                                    shard_minhashes(&shards[shard].0, &options, &run_options, lines)
+                                })
+                                .collect()
+                        })
+                    })
+                    .unwrap();
+                assert_eq!(comparable(&merged), comparable(&local), "{parts} parts, sample {sample:?}");
+            }
+        }
+    }
 }

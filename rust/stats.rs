@@ -12,7 +12,7 @@ use crate::error::Error;
 ///
 /// Values are kept as `u32`; larger values saturate at `u32::MAX` (a record that large would not fit
 /// under any line-length limit).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Distribution {
     values: Vec<u32>,
     sum: u64,
@@ -114,7 +114,7 @@ pub const IMBALANCE_THRESHOLD: f64 = 1.5;
 ///
 /// Labels are compared exactly (`"Yes"` and `"yes "` are two labels). Once a label is too long or
 /// there are too many distinct labels, the counts are dropped: memory stays bounded on free-text data.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LabelBalance {
     counts: BTreeMap<String, u64>,
     /// Too many or too long labels were seen: `counts` is empty and stays so.
