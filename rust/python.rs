@@ -15,7 +15,10 @@ use crate::error::Error;
 use crate::pipeline::{default_threads, RunOptions};
 use crate::reader::{Progress as EngineProgress, ReadOptions, Source};
 use crate::record::TextSpec;
-use crate::scan::{scan, RowStatus, ScanOptions, ScanReport};
+use crate::scan::{
+    resolve_sharded, scan, scan_shard as scan_shard_state, RowStatus, ScanOptions, ScanReport, ScanState,
+    ShardMinhashes, ShardPlace,
+};
 use crate::tokenizer::{Encoding as EngineEncoding, BUILTIN_ENCODINGS};
 
 create_exception!(_core, TokenlensError, PyException, "Base class of tokenlens errors.");
@@ -175,6 +178,15 @@ impl Progress {
     #[getter]
     fn lines_done(&self) -> u64 {
         self.inner.lines_done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts work done elsewhere (by the shards of a distributed run).
+    #[pyo3(signature = (*, bytes_read = 0, lines_done = 0, bytes_total = 0))]
+    fn add(&self, bytes_read: u64, lines_done: u64, bytes_total: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.inner.bytes_read.fetch_add(bytes_read, Relaxed);
+        self.inner.lines_done.fetch_add(lines_done, Relaxed);
+        self.inner.bytes_total.fetch_add(bytes_total, Relaxed);
     }
 }
 
@@ -353,80 +365,252 @@ fn records_columns<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<Bound<
 /// A problem as Python sees it: (file index, line, severity, code, message).
 type ProblemTuple = (usize, u64, &'static str, &'static str, String);
 
-/// The one-pass audit. Returns (summary as JSON text, problems, records table columns).
-#[pyfunction]
-#[pyo3(signature = (paths, encodings, *, format = None, text_field = "text", label_field = None, context_limit = None, price_per_mtok = None, epochs = None, pack_length = None, sample = None, seed = 0, keep_records = false, threads = None, max_line_bytes = 256 << 20, progress = None, chunk_size = None, dedup = true, ngram = 5, num_perm = 112, bands = 14, rows = 8, threshold = 0.8, keep = "first"))]
-#[allow(clippy::too_many_arguments)]
-fn scan_files<'py>(
-    py: Python<'py>,
-    paths: Vec<String>,
-    encodings: Vec<PyRef<'py, Encoding>>,
-    format: Option<&str>,
-    text_field: &str,
-    label_field: Option<&str>,
-    context_limit: Option<u64>,
-    price_per_mtok: Option<f64>,
-    epochs: Option<u64>,
-    pack_length: Option<u32>,
-    sample: Option<f64>,
-    seed: u64,
-    keep_records: bool,
-    threads: Option<usize>,
-    max_line_bytes: u64,
-    progress: Option<&Progress>,
-    chunk_size: Option<usize>,
-    dedup: bool,
-    ngram: usize,
-    num_perm: usize,
-    bands: usize,
-    rows: usize,
-    threshold: f64,
-    keep: &str,
-) -> PyResult<(String, Vec<ProblemTuple>, Bound<'py, PyDict>)> {
-    let format = match format {
-        None | Some("auto") => None,
-        Some(name) => Some(
-            Format::parse(name)
-                .ok_or_else(|| InvalidInputError::new_err(format!("unknown format {name:?}")))?,
-        ),
-    };
-    let options = ScanOptions {
-        audit: AuditOptions {
-            format,
-            text_field: parse_path(text_field),
-            context_limit,
-            label_field: label_field.map(parse_path),
-        },
-        price_per_mtok,
-        epochs,
-        pack_length,
-        sample: sample.map(|f| (f, seed)),
-        keep_records,
-        dedup: match dedup {
+/// The options of a scan (everything but how to run it), shared by the local and distributed engines.
+#[pyclass(module = "tokenlens._core", frozen)]
+struct ScanConfig {
+    options: ScanOptions,
+}
+
+#[pymethods]
+impl ScanConfig {
+    #[new]
+    #[pyo3(signature = (*, format = None, text_field = "text", label_field = None, context_limit = None, price_per_mtok = None, epochs = None, pack_length = None, sample = None, seed = 0, keep_records = false, dedup = true, ngram = 5, num_perm = 112, bands = 14, rows = 8, threshold = 0.8, keep = "first"))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        format: Option<&str>,
+        text_field: &str,
+        label_field: Option<&str>,
+        context_limit: Option<u64>,
+        price_per_mtok: Option<f64>,
+        epochs: Option<u64>,
+        pack_length: Option<u32>,
+        sample: Option<f64>,
+        seed: u64,
+        keep_records: bool,
+        dedup: bool,
+        ngram: usize,
+        num_perm: usize,
+        bands: usize,
+        rows: usize,
+        threshold: f64,
+        keep: &str,
+    ) -> PyResult<Self> {
+        let format = match format {
+            None | Some("auto") => None,
+            Some(name) => Some(
+                Format::parse(name)
+                    .ok_or_else(|| InvalidInputError::new_err(format!("unknown format {name:?}")))?,
+            ),
+        };
+        let dedup = match dedup {
             false => None,
-            true => Some(DedupConfig {
-                ngram,
-                num_perm,
-                bands,
-                rows,
-                threshold,
-                keep: Keep::parse(keep).map_err(to_py_err)?,
-            }),
-        },
-    };
-    let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
-    let encodings: Vec<EngineEncoding> = encodings.iter().map(|e| e.inner.clone()).collect();
-    let settings = RunSettings { threads, max_line_bytes, chunk_size, progress };
-    settings.validate()?;
-    let report =
-        run_interruptible(py, |check| scan(&sources, &encodings, &options, &settings.options(check)))?;
+            true => {
+                let keep = Keep::parse(keep).map_err(to_py_err)?;
+                let config = DedupConfig { ngram, num_perm, bands, rows, threshold, keep };
+                config.validate().map_err(to_py_err)?;
+                Some(config)
+            }
+        };
+        let options = ScanOptions {
+            audit: AuditOptions {
+                format,
+                text_field: parse_path(text_field),
+                context_limit,
+                label_field: label_field.map(parse_path),
+            },
+            price_per_mtok,
+            epochs,
+            pack_length,
+            sample: sample.map(|f| (f, seed)),
+            keep_records,
+            dedup,
+        };
+        Ok(ScanConfig { options })
+    }
+}
+
+/// What Python gets of a scan: (summary as JSON text, problems, records table columns).
+type ScanResult<'py> = (String, Vec<ProblemTuple>, Bound<'py, PyDict>);
+
+fn scan_result<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<ScanResult<'py>> {
     let problems = report
         .problems
         .iter()
         .map(|p| (p.file, p.line, p.severity, p.problem.code, p.problem.message.clone()))
         .collect();
-    let columns = records_columns(py, &report)?;
-    Ok((report.summary.to_string(), problems, columns))
+    Ok((report.summary.to_string(), problems, records_columns(py, report)?))
+}
+
+fn encodings_of(encodings: &[PyRef<'_, Encoding>]) -> Vec<EngineEncoding> {
+    encodings.iter().map(|e| e.inner.clone()).collect()
+}
+
+/// The one-pass audit.
+#[pyfunction]
+#[pyo3(signature = (paths, encodings, config, *, threads = None, max_line_bytes = 256 << 20, progress = None, chunk_size = None))]
+#[allow(clippy::too_many_arguments)]
+fn scan_files<'py>(
+    py: Python<'py>,
+    paths: Vec<String>,
+    encodings: Vec<PyRef<'py, Encoding>>,
+    config: &ScanConfig,
+    threads: Option<usize>,
+    max_line_bytes: u64,
+    progress: Option<&Progress>,
+    chunk_size: Option<usize>,
+) -> PyResult<ScanResult<'py>> {
+    let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
+    let encodings = encodings_of(&encodings);
+    let settings = RunSettings { threads, max_line_bytes, chunk_size, progress };
+    settings.validate()?;
+    let report =
+        run_interruptible(py, |check| scan(&sources, &encodings, &config.options, &settings.options(check)))?;
+    scan_result(py, &report)
+}
+
+/// The source of a shard: a whole file, bytes `start..end` of a plain file, or lines in memory.
+fn shard_source(path: &str, byte_range: Option<(u64, u64)>, data: Option<&[u8]>) -> PyResult<Source> {
+    Ok(match (byte_range, data) {
+        (None, None) => Source::from_arg(path),
+        (Some((start, end)), None) => Source::Range { path: path.into(), start, end },
+        (None, Some(data)) => Source::Memory { name: path.to_string(), data: data.into() },
+        (Some(_), Some(_)) => {
+            return Err(InvalidInputError::new_err("a shard has a byte range or data, not both"))
+        }
+    })
+}
+
+/// Scans one shard of a distributed run (file number `file` of the run, or a byte range of it, or
+/// lines given as `data`). Returns (lines read, the serialized state for `scan_merge`).
+#[pyfunction]
+#[pyo3(signature = (path, file, encodings, config, *, byte_range = None, data = None, threads = None, max_line_bytes = 256 << 20, chunk_size = None))]
+#[allow(clippy::too_many_arguments)]
+fn scan_shard<'py>(
+    py: Python<'py>,
+    path: &str,
+    file: usize,
+    encodings: Vec<PyRef<'py, Encoding>>,
+    config: &ScanConfig,
+    byte_range: Option<(u64, u64)>,
+    data: Option<&[u8]>,
+    threads: Option<usize>,
+    max_line_bytes: u64,
+    chunk_size: Option<usize>,
+) -> PyResult<(u64, Bound<'py, PyBytes>)> {
+    let source = shard_source(path, byte_range, data)?;
+    let encodings = encodings_of(&encodings);
+    let settings = RunSettings { threads, max_line_bytes, chunk_size, progress: None };
+    settings.validate()?;
+    let state = run_interruptible(py, |check| {
+        let state = scan_shard_state(&source, file, &encodings, &config.options, &settings.options(check))?;
+        Ok((state.lines(), state.to_bytes()))
+    })?;
+    Ok((state.0, PyBytes::new(py, &state.1)))
+}
+
+/// The MinHash signatures of the records at `lines` of a shard (numbered within the shard), as
+/// (line, little-endian u32 values), for the driver's `fetch`.
+#[pyfunction]
+#[pyo3(signature = (path, config, lines, *, byte_range = None, data = None, threads = None, max_line_bytes = 256 << 20))]
+#[allow(clippy::too_many_arguments)]
+fn shard_minhashes<'py>(
+    py: Python<'py>,
+    path: &str,
+    config: &ScanConfig,
+    lines: Vec<u64>,
+    byte_range: Option<(u64, u64)>,
+    data: Option<&[u8]>,
+    threads: Option<usize>,
+    max_line_bytes: u64,
+) -> PyResult<Vec<(u64, Bound<'py, PyBytes>)>> {
+    let source = shard_source(path, byte_range, data)?;
+    let settings = RunSettings { threads, max_line_bytes, chunk_size: None, progress: None };
+    settings.validate()?;
+    let found = run_interruptible(py, |check| {
+        crate::scan::shard_minhashes(&source, &config.options, &settings.options(check), lines)
+    })?;
+    Ok(found
+        .into_iter()
+        .map(|(line, minhash)| {
+            let bytes: Vec<u8> = minhash.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (line, PyBytes::new(py, &bytes))
+        })
+        .collect())
+}
+
+/// The driver of a distributed scan: merges the shards' states, given in input order as (file,
+/// state), and makes the report. `fetch(requests)` is called once when near-duplicate candidates
+/// must be verified: `requests` is a list of (shard index, line numbers within the shard), and it
+/// returns, per request, what `shard_minhashes` gives for that shard. Returns what `scan_files` does.
+#[pyfunction]
+#[pyo3(signature = (names, encodings, config, shards, fetch))]
+fn scan_merge<'py>(
+    py: Python<'py>,
+    names: Vec<String>,
+    encodings: Vec<PyRef<'py, Encoding>>,
+    config: &ScanConfig,
+    shards: Vec<(usize, Vec<u8>)>,
+    fetch: Bound<'py, PyAny>,
+) -> PyResult<ScanResult<'py>> {
+    let encodings = encodings_of(&encodings);
+    let options = &config.options;
+    let fetch = fetch.unbind();
+    let report = run_interruptible(py, |check| {
+        let mut driver = ScanState::for_driver(names.len(), &encodings, options)?;
+        let mut places: Vec<ShardPlace> = Vec::with_capacity(shards.len());
+        let mut lines_in_file = vec![0u64; names.len()];
+        for (file, bytes) in shards {
+            check()?;
+            let state = ScanState::from_bytes(&bytes)?;
+            drop(bytes);
+            let lines_before = *lines_in_file.get(file).ok_or_else(|| {
+                Error::InvalidInput(format!("shard of file {file}, but there are {} files", names.len()))
+            })?;
+            let place = ShardPlace { file, lines_before, lines: state.lines() };
+            lines_in_file[file] += place.lines;
+            driver.append(state, file, lines_before)?;
+            places.push(place);
+        }
+        driver.finish(&names, &encodings, options, true, |index, signed| {
+            resolve_sharded(index, signed, names.len(), &places, |requests| {
+                Python::with_gil(|py| call_fetch(py, &fetch, requests)).map_err(|e| {
+                    Error::InvalidInput(format!("fetching the candidates' signatures failed: {e}"))
+                })
+            })
+        })
+    })?;
+    scan_result(py, &report)
+}
+
+/// Calls the Python `fetch` of `scan_merge` and decodes its answer.
+fn call_fetch(
+    py: Python<'_>,
+    fetch: &PyObject,
+    requests: Vec<(usize, Vec<u64>)>,
+) -> PyResult<Vec<ShardMinhashes>> {
+    let answers: Vec<Vec<(u64, Vec<u8>)>> = fetch.call1(py, (requests,))?.extract(py)?;
+    answers
+        .into_iter()
+        .map(|answer| {
+            answer
+                .into_iter()
+                .map(|(line, bytes)| {
+                    if bytes.len() % 4 != 0 {
+                        return Err(InvalidInputError::new_err("a MinHash is a whole number of u32 values"));
+                    }
+                    let values = bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                    Ok((line, values.collect()))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Byte ranges of about `parts` similar sizes, cut at line starts, for shards of a plain file;
+/// `None` for a compressed file.
+#[pyfunction]
+fn line_ranges(py: Python<'_>, path: &str, parts: usize) -> PyResult<Option<Vec<(u64, u64)>>> {
+    py.allow_threads(|| crate::reader::line_ranges(std::path::Path::new(path), parts)).map_err(to_py_err)
 }
 
 /// Copies every line of `paths` except the dropped ones (per file, ascending line numbers) to
@@ -593,8 +777,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TokenizerError", m.py().get_type::<TokenizerError>())?;
     m.add_class::<Encoding>()?;
     m.add_class::<Progress>()?;
+    m.add_class::<ScanConfig>()?;
     m.add_function(wrap_pyfunction!(count_files, m)?)?;
     m.add_function(wrap_pyfunction!(scan_files, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(shard_minhashes, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_merge, m)?)?;
+    m.add_function(wrap_pyfunction!(line_ranges, m)?)?;
     m.add_function(wrap_pyfunction!(write_lines, m)?)?;
     m.add_function(wrap_pyfunction!(read_lines, m)?)?;
     m.add_function(wrap_pyfunction!(dedup_files, m)?)?;

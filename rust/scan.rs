@@ -350,6 +350,9 @@ pub struct ShardPlace {
     pub lines: u64,
 }
 
+/// What a shard found of the candidate records it was asked for: (line within the shard, MinHash).
+pub type ShardMinhashes = Vec<(u64, Vec<u32>)>;
+
 /// The driver's part of duplicate resolution in a distributed run: clusters the merged index as
 /// [`resolve`] does locally, but the candidate records are read again by the shards.
 /// `fetch(requests)` gets (shard, ascending line numbers within the shard) for each shard holding
@@ -360,7 +363,7 @@ pub fn resolve_sharded(
     places: &[(u32, u64)],
     n_files: usize,
     shards: &[ShardPlace],
-    fetch: impl FnOnce(Vec<(usize, Vec<u64>)>) -> Result<Vec<Vec<(u64, Vec<u32>)>>, Error>,
+    fetch: impl FnOnce(Vec<(usize, Vec<u64>)>) -> Result<Vec<ShardMinhashes>, Error>,
 ) -> Result<DedupResult, Error> {
     cluster(index, places, n_files, |wanted, found| {
         let mut requests: Vec<(usize, Vec<u64>)> = Vec::new();
@@ -394,7 +397,7 @@ pub fn shard_minhashes(
     options: &ScanOptions,
     run_options: &RunOptions,
     mut lines: Vec<u64>,
-) -> Result<Vec<(u64, Vec<u32>)>, Error> {
+) -> Result<ShardMinhashes, Error> {
     lines.sort_unstable();
     lines.dedup();
     let dedup = dedup_options(options)

@@ -148,14 +148,21 @@ def test_scan_results_do_not_depend_on_threads() -> None:
     assert one.records.equals(two.records)
 
 
-def test_sampled_cost_is_an_estimate_that_covers_the_truth() -> None:
+def test_sampled_cost_is_an_estimate_whose_95ci_covers_the_truth_95_percent_of_the_time() -> None:
     path = shared_file("gsm8k_chat.jsonl.gz")
-    exact = scan(path, model="gpt-4o-mini", keep_records=False).summary["cost"]
-    estimate = scan(path, model="gpt-4o-mini", sample=0.2, seed=1, keep_records=False).summary["cost"]
-    assert estimate["estimate"] is True and exact["estimate"] is False
-    low, high = estimate["billed_tokens_per_epoch_95ci"]
-    assert low <= exact["billed_tokens_per_epoch"] <= high
-    assert high - low < 0.05 * exact["billed_tokens_per_epoch"]
+    exact = scan(path, model="gpt-4o-mini", keep_records=False, dedup=False).summary["cost"]
+    truth = exact["billed_tokens_per_epoch"]
+    covered = 0
+    for seed in range(40):
+        estimate = scan(
+            path, model="gpt-4o-mini", sample=0.2, seed=seed, keep_records=False, dedup=False
+        ).summary["cost"]
+        assert estimate["estimate"] is True and exact["estimate"] is False
+        low, high = estimate["billed_tokens_per_epoch_95ci"]
+        covered += low <= truth <= high
+        assert high - low < 0.05 * truth
+    # 38 of 40 seeds cover it; fewer than 34 would happen by chance less than 1% of the time.
+    assert covered >= 34
 
 
 def test_cost_side_by_side_and_epoch_override(tmp_path: Path) -> None:

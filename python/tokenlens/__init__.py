@@ -3,6 +3,7 @@
 from tokenlens._core import BUILD_PROFILE, BUILTIN_ENCODINGS, Encoding, __version__
 from tokenlens.api import CountResult, FileTotals, LineProblem, Totals, count_file
 from tokenlens.errors import InvalidInputError, TokenizerError, TokenlensError
+from tokenlens.report import Report, scan
 
 __all__ = [
     "BUILD_PROFILE",
@@ -12,9 +13,11 @@ __all__ = [
     "FileTotals",
     "InvalidInputError",
     "LineProblem",
+    "Report",
     "TokenizerError",
     "TokenlensError",
     "Totals",
     "__version__",
     "count_file",
+    "scan",
 ]

@@ -1,5 +1,6 @@
 """Type stubs for the native extension (checked by `mypy.stubtest`)."""
 
+from collections.abc import Callable
 from typing import Any, Final, final
 
 __all__ = [
@@ -8,14 +9,19 @@ __all__ = [
     "Encoding",
     "InvalidInputError",
     "Progress",
+    "ScanConfig",
     "TokenizerError",
     "TokenlensError",
     "__version__",
     "chunk_files",
     "count_files",
     "dedup_files",
+    "line_ranges",
     "read_lines",
     "scan_files",
+    "scan_merge",
+    "scan_shard",
+    "shard_minhashes",
     "write_lines",
 ]
 __version__: Final[str]
@@ -52,6 +58,31 @@ class Progress:
     def bytes_total(self) -> int: ...
     @property
     def lines_done(self) -> int: ...
+    def add(self, *, bytes_read: int = 0, lines_done: int = 0, bytes_total: int = 0) -> None: ...
+
+@final
+class ScanConfig:
+    def __new__(
+        cls,
+        *,
+        format: str | None = None,
+        text_field: str = "text",
+        label_field: str | None = None,
+        context_limit: int | None = None,
+        price_per_mtok: float | None = None,
+        epochs: int | None = None,
+        pack_length: int | None = None,
+        sample: float | None = None,
+        seed: int = 0,
+        keep_records: bool = False,
+        dedup: bool = True,
+        ngram: int = 5,
+        num_perm: int = 112,
+        bands: int = 14,
+        rows: int = 8,
+        threshold: float = 0.8,
+        keep: str = "first",
+    ) -> ScanConfig: ...
 
 def count_files(
     paths: list[str],
@@ -67,29 +98,43 @@ def count_files(
 def scan_files(
     paths: list[str],
     encodings: list[Encoding],
+    config: ScanConfig,
     *,
-    format: str | None = None,
-    text_field: str = "text",
-    label_field: str | None = None,
-    context_limit: int | None = None,
-    price_per_mtok: float | None = None,
-    epochs: int | None = None,
-    pack_length: int | None = None,
-    sample: float | None = None,
-    seed: int = 0,
-    keep_records: bool = False,
     threads: int | None = None,
     max_line_bytes: int = ...,
     progress: Progress | None = None,
     chunk_size: int | None = None,
-    dedup: bool = True,
-    ngram: int = 5,
-    num_perm: int = 112,
-    bands: int = 14,
-    rows: int = 8,
-    threshold: float = 0.8,
-    keep: str = "first",
 ) -> tuple[str, list[tuple[int, int, str, str, str]], dict[str, Any]]: ...
+def scan_shard(
+    path: str,
+    file: int,
+    encodings: list[Encoding],
+    config: ScanConfig,
+    *,
+    byte_range: tuple[int, int] | None = None,
+    data: bytes | None = None,
+    threads: int | None = None,
+    max_line_bytes: int = ...,
+    chunk_size: int | None = None,
+) -> tuple[int, bytes]: ...
+def shard_minhashes(
+    path: str,
+    config: ScanConfig,
+    lines: list[int],
+    *,
+    byte_range: tuple[int, int] | None = None,
+    data: bytes | None = None,
+    threads: int | None = None,
+    max_line_bytes: int = ...,
+) -> list[tuple[int, bytes]]: ...
+def scan_merge(
+    names: list[str],
+    encodings: list[Encoding],
+    config: ScanConfig,
+    shards: list[tuple[int, bytes]],
+    fetch: Callable[[list[tuple[int, list[int]]]], list[list[tuple[int, bytes]]]],
+) -> tuple[str, list[tuple[int, int, str, str, str]], dict[str, Any]]: ...
+def line_ranges(path: str, parts: int) -> list[tuple[int, int]] | None: ...
 def write_lines(
     paths: list[str],
     drop: list[list[int]],

@@ -490,6 +490,26 @@ def cost_command(
     help="Colour in the summary.",
 )
 @click.option("--force", is_flag=True, help="Replace report files that exist already.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Run here, or on a Ray cluster (needs `pip install tokenlens[ray]`).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="auto|ray://HOST:PORT",
+    help="The Ray cluster to join [default: start a local Ray runtime].",
+)
+@click.option(
+    "--shard-mb",
+    type=click.IntRange(min=1),
+    default=128,
+    show_default=True,
+    help="With --engine ray: plain files are cut into shards of about this size.",
+)
 def scan_command(
     paths: tuple[str, ...],
     encoding: str | None,
@@ -505,10 +525,20 @@ def scan_command(
     quiet: bool,
     color: str,
     force: bool,
+    engine: str,
+    ray_address: str | None,
+    shard_mb: int,
     **audit: Any,
 ) -> None:
     """Audit fine-tuning data in one pass: validity, tokens, limits, labels, packing, cost."""
     _check_report_outputs(paths, [json_path, records_path, html_path], force)
+    if engine == "local" and ray_address is not None:
+        fail("--ray-address needs --engine ray")
+    distributed: dict[str, Any] = {
+        "engine": engine,
+        "ray_address": ray_address,
+        "shard_bytes": shard_mb << 20,
+    }
     report = _run_scan(
         paths,
         no_progress,
@@ -519,6 +549,7 @@ def scan_command(
         pack_length=pack_length,
         sample=sample,
         seed=seed,
+        **distributed,
         **_scan_kwargs(audit),
     )
     if not quiet:
