@@ -10,7 +10,6 @@ Run `python benches/corpus.py` to build the corpus ahead of the benchmarks.
 
 from __future__ import annotations
 
-import base64
 import functools
 import gzip
 import json
@@ -23,6 +22,7 @@ from typing import Any
 import tokenlens
 import zstandard
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenlens.bench import record_texts, tiktoken_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -78,15 +78,6 @@ def _order(size: int) -> Iterator[int]:
             written += len(lines[i]) + 1
             if written >= size:
                 return
-
-
-def record_texts(record: dict[str, Any]) -> list[str]:
-    """The texts `tokenlens count` counts by default, extracted independently of tokenlens."""
-    if "messages" in record:
-        return [m["content"] for m in record["messages"] if isinstance(m.get("content"), str)]
-    if "text" in record:
-        return [record["text"]]
-    return [record[k] for k in ("prompt", "completion") if k in record]
 
 
 def _meta(size: int) -> dict[str, Any]:
@@ -174,10 +165,8 @@ def cl100k_tiktoken_file() -> Path:
     """cl100k_base in tiktoken's rank-file format (base64 token, rank), for gigatoken."""
     path = BENCH_DATA / "cl100k_base.tiktoken"
     if not path.exists():
-        ranks = tokenlens.Encoding("cl100k_base").tiktoken_ranks() or {}
-        by_rank = sorted(ranks.items(), key=lambda item: item[1])
         BENCH_DATA.mkdir(exist_ok=True)
-        path.write_text("".join(f"{base64.b64encode(token).decode()} {rank}\n" for token, rank in by_rank))
+        tiktoken_file("cl100k_base", path)
     return path
 
 

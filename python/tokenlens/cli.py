@@ -3,13 +3,17 @@ Reports go to stdout (or stderr when `--json -` takes stdout); progress goes to 
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
 
-from tokenlens import _core
+from tokenlens import _core, bench
 from tokenlens._core import Progress
 from tokenlens.api import DEFAULT_MAX_LINE_BYTES, CountResult, count_file
 from tokenlens.errors import TokenlensError
@@ -898,3 +902,75 @@ def split_command(
         )
     print(f"manifests: {manifest_path(train_path)}, {manifest_path(val_path)}", file=sys.stdout)
     sys.exit(EXIT_CLEAN)
+
+
+@main.command(name="bench")
+@click.option(
+    "--mb", type=click.IntRange(min=1), default=128, show_default=True, help="Size of the generated corpus."
+)
+@click.option(
+    "--threads",
+    "-j",
+    "thread_list",
+    default=None,
+    metavar="N[,N...]",
+    help="Thread counts to measure [default: 1 and all cores].",
+)
+@click.option("--encoding", "-e", default="cl100k_base", show_default=True, help="A built-in encoding.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated corpus.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep the corpus here and re-use it [default: a temporary directory, removed after].",
+)
+@click.option("--no-peers", is_flag=True, help="Measure tokenlens only.")
+@click.option("--json", "json_path", default=None, metavar="FILE|-", help="Write the results as JSON.")
+def bench_command(
+    mb: int,
+    thread_list: str | None,
+    encoding: str,
+    seed: int,
+    directory: str | None,
+    no_peers: bool,
+    json_path: str | None,
+) -> None:
+    """Measure tokenlens, and the peers that are installed (tiktoken, toktok-rs, quicktok-v1, gigatoken),
+    on a corpus generated here, at the same thread counts; every peer's total is checked against
+    tokenlens's. Exit 1 when one differs."""
+    if encoding not in _core.BUILTIN_ENCODINGS:
+        fail(f"--encoding must be one of {', '.join(_core.BUILTIN_ENCODINGS)}")
+    cpus = os.cpu_count() or 1
+    try:
+        threads = tuple(sorted({int(n) for n in (thread_list or f"1,{cpus}").split(",")}))
+    except ValueError:
+        fail(f"--threads takes numbers separated by commas, not {thread_list!r}")
+    if threads[0] < 1:
+        fail("--threads must be at least 1")
+    # Peers built on rayon size their pool once, from this variable.
+    os.environ.setdefault("RAYON_NUM_THREADS", str(max(threads)))
+
+    def note(message: str) -> None:
+        click.echo(f"tokenlens bench: {message}", err=True)
+
+    with tempfile.TemporaryDirectory(prefix="tokenlens-bench-") as scratch:
+        where = Path(directory or scratch)
+        where.mkdir(parents=True, exist_ok=True)
+        results = bench.run(where, mb, threads, encoding, seed, not no_peers, note)
+    out = _report_stream(json_path)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"{cpus} CPUs, load average {load}; {encoding}, generated corpus of {mb} MB (seed {seed})", file=out
+    )
+    print("\n".join(bench.table(results)), file=out)
+    notes = {r.tool: r.note for r in results if r.note}
+    for tool, text in notes.items():
+        print(f"  {tool}: {text}", file=out)
+    if json_path is not None:
+        document = bench.to_json(results)
+        if json_path == "-":
+            click.echo(json.dumps(document, indent=2))
+        else:
+            write_json_atomic(json_path, document)
+    sys.exit(EXIT_FINDINGS if any(r.exact is False for r in results) else EXIT_CLEAN)
