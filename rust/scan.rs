@@ -734,17 +734,7 @@ impl ScanState {
         }
 
         let total = files.iter().fold(FileTally::default(), |mut acc, f| {
-            acc.lines += f.lines;
-            acc.valid += f.valid;
-            acc.invalid += f.invalid;
-            acc.blank += f.blank;
-            acc.skipped += f.skipped;
-            for (c, n) in &f.errors {
-                *acc.errors.entry(c).or_default() += n;
-            }
-            for (c, n) in &f.warnings {
-                *acc.warnings.entry(c).or_default() += n;
-            }
+            acc.merge(f);
             acc
         });
 
