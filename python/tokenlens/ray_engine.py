@@ -147,6 +147,7 @@ def _run(
     chunk_size: int | None,
     progress: Progress | None,
 ) -> ScanResult:
+    scan_config = _core.ScanConfig(**config)  # checked here before any task starts
     specs = [e.name for e in encodings]
     scan_task = _scan_shard.options(num_cpus=task_cpus)
     run: dict[str, Any] = {"threads": task_cpus, "max_line_bytes": max_line_bytes}
@@ -171,7 +172,7 @@ def _run(
 
     merged = [(shard.file, state) for shard, (_, state) in zip(shards, states, strict=True)]
     del states
-    return _core.scan_merge(names, encodings, _core.ScanConfig(**config), merged, fetch)
+    return _core.scan_merge(names, encodings, scan_config, merged, fetch)
 
 
 def _gather(
