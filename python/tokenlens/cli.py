@@ -499,7 +499,7 @@ def cost_command(
     type=click.Choice(["local", "ray"]),
     default="local",
     show_default=True,
-    help="Run here, or on a Ray cluster (needs `pip install tokenlens[ray]`).",
+    help="Run here, or on a Ray cluster (needs `pip install tokenlens[ray]`; -j is then each task's CPUs).",
 )
 @click.option(
     "--ray-address",
