@@ -63,7 +63,9 @@ def assert_same(local: Report, distributed: Report) -> None:
 
 
 @pytest.mark.slow
-def test_ray_engine_gives_the_local_summary_records_and_clusters(ray_runtime: None, inputs: list[str]) -> None:
+def test_ray_engine_gives_the_local_summary_records_and_clusters(
+    ray_runtime: None, inputs: list[str]
+) -> None:
     options = {"model": "gpt-4o-mini", "encoding": ["cl100k_base", "o200k_base"]}
     local = scan(inputs, **options)
     dup = local.summary["duplicates"]
