@@ -18,13 +18,32 @@
 //!
 //! # MinHash and LSH
 //!
-//! Each word is hashed once (xxh3-64), each shingle once (a fold of its word hashes), and the
-//! `num_perm` permutations are derived arithmetically from that 64-bit shingle hash with
-//! multiply-add-shift hashing, `h_i = (a_i * h + b_i) >> 32` over 64-bit words (`a_i` odd, seeds
-//! fixed), whose minimum over the shingles is signature value `i`. The first `bands * rows` values
-//! are cut into `bands` bands of `rows` values; a band's key is a 64-bit hash of its values and its
-//! index. Records sharing a band key are *candidates*; the probability that two records with
-//! Jaccard similarity `s` become candidates is [`detection_probability`].
+//! Each word is hashed once (its lower-cased UTF-8 bytes, 8 at a time) and each shingle once, by a
+//! rolling hash of its word hashes (their XOR, each rotated by its distance to the shingle's end,
+//! then mixed). The signature is a *one-permutation MinHash with optimal densification* (Li, Owen
+//! and Zhang 2012; Shrivastava 2017), which costs O(shingles + `num_perm`) instead of the
+//! O(shingles x `num_perm`) of one hash function per value: the `num_perm` values are *bins*; a
+//! shingle's 64-bit hash picks its bin (the high 32 bits) and its rank there (the low 32 bits), and a
+//! bin's value is the smallest rank among its shingles. A bin without shingles takes the value of the
+//! first non-empty bin along a probe sequence of its own, the same for every record.
+//!
+//! For two records with Jaccard similarity `s` and any bin, the two values are equal with
+//! probability `s` over the choice of the hash function: the shingles of either record that fall in
+//! the bin (for an empty bin: in the first bin of its sequence that either record fills) are a
+//! random sample of their union, and the two values agree exactly when the smallest-ranked shingle of
+//! that sample is in both records. The share of equal values is thus an unbiased estimate of `s`,
+//! with a spread close to that of `num_perm` independent permutations, `sqrt(s (1 - s) / num_perm)`
+//! (less for records with many shingles, whose bins sample without replacement; a little more for
+//! records with far fewer shingles than bins, whose densified bins repeat values; the tests measure
+//! both). The first `bands * rows` values are cut into `bands` bands of `rows` values; a band's key is
+//! a 64-bit hash of its values and its index. Records sharing a band key are *candidates*; the
+//! probability that two records with Jaccard similarity `s` become candidates is
+//! [`detection_probability`], `1 - (1 - s^rows)^bands`: the tests find it within 0.01 for records of
+//! a thousand shingles; with far fewer shingles than bins, repeated values make detection somewhat
+//! more likely (more candidates to verify, none lost).
+//!
+//! With [`DedupOptions::exact_only`] no words are cut and nothing is signed, and the input is read
+//! once.
 //!
 //! # Memory and verification
 //!
@@ -241,19 +260,26 @@ pub fn normalize(record: &Map<String, Value>, spec: &TextSpec) -> Option<String>
     normalize_into(record, spec, &mut out).ok().map(|_| out)
 }
 
-/// ASCII byte -> lower-cased byte when alphanumeric, else 0.
-const ASCII_WORD: [u8; 128] = {
-    let mut table = [0u8; 128];
-    let mut b = 0;
-    while b < 128 {
-        let c = b as u8;
-        if c.is_ascii_alphanumeric() {
-            table[b] = c.to_ascii_lowercase();
-        }
-        b += 1;
-    }
-    table
-};
+/// OR-ing bit 5 lower-cases ASCII letters and leaves digits as they are.
+const ASCII_LOWER: u64 = 0x2020_2020_2020_2020;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+const WORD_SEED: u64 = 0x776f_7264_7365_6564; // "wordseed"
+
+#[inline(always)]
+fn mix_word_block(h: u64, block: u64) -> u64 {
+    let h = (h ^ block).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^ (h >> 32)
+}
+
+/// The hash of a word (its lower-cased UTF-8 bytes), 8 bytes at a time, the last block padded with
+/// zeros (words hold no NUL byte, so the blocks tell them apart).
+fn hash_word(word: &[u8]) -> u64 {
+    word.chunks(8).fold(WORD_SEED, |h, chunk| {
+        let mut block = [0u8; 8];
+        block[..chunk.len()].copy_from_slice(chunk);
+        mix_word_block(h, u64::from_le_bytes(block))
+    })
+}
 
 /// Scripts written without spaces: each character is a word.
 fn is_cjk(c: char) -> bool {
@@ -261,67 +287,121 @@ fn is_cjk(c: char) -> bool {
         0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
 }
 
+/// Scratch buffers of [`hash_words`].
+#[derive(Clone, Debug, Default)]
+struct WordScratch {
+    /// The text and at least 8 zero bytes, to a multiple of 64 bytes: 8-byte loads need no checks.
+    padded: Vec<u8>,
+    /// Bit `i % 64` of `mask[i / 64]` is set when byte `i` may belong to a word.
+    mask: Vec<u64>,
+    /// A word with non-ASCII characters, lower-cased.
+    word: Vec<u8>,
+}
+
+/// Whether a byte may belong to a word: an ASCII alphanumeric or a byte of a non-ASCII character.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn word_byte_mask64_scalar(block: &[u8; 64]) -> u64 {
+    let word_byte = |b: u8| b >= 0x80 || b.is_ascii_alphanumeric();
+    block.iter().enumerate().fold(0, |mask, (i, &b)| mask | u64::from(word_byte(b)) << i)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+use word_byte_mask64_scalar as word_byte_mask64;
+
+/// [`word_byte_mask64_scalar`] 16 bytes at a time with SSE2, which every x86-64 CPU has.
+#[cfg(target_arch = "x86_64")]
+fn word_byte_mask64(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::*;
+    let mut mask = 0;
+    for (k, part) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is enabled on every x86-64 target; `part` has the 16 bytes the unaligned
+        // load reads.
+        let word = unsafe {
+            let x = _mm_loadu_si128(part.as_ptr().cast());
+            let at_least = |x, c: u8| _mm_cmpgt_epi8(x, _mm_set1_epi8(c as i8 - 1));
+            let at_most = |x, c: u8| _mm_cmplt_epi8(x, _mm_set1_epi8(c as i8 + 1));
+            // Signed comparisons: bytes of non-ASCII characters are negative and in no range.
+            let lower = _mm_or_si128(x, _mm_set1_epi8(0x20));
+            let digit = _mm_and_si128(at_least(x, b'0'), at_most(x, b'9'));
+            let letter = _mm_and_si128(at_least(lower, b'a'), at_most(lower, b'z'));
+            // The sign bits: alphanumerics, and the non-ASCII bytes themselves.
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(digit, letter), x))
+        };
+        mask |= u64::from(word as u16) << (16 * k);
+    }
+    mask
+}
+
 /// Appends the hash of each word of `text` to `words` (see the module docs for what a word is).
-fn hash_words(text: &str, word: &mut Vec<u8>, words: &mut Vec<u64>) {
-    #[inline]
+/// The bytes are classified 16 at a time into a bit mask whose runs are the candidate words; the
+/// runs of ASCII alphanumerics (nearly all of them in most data) are hashed where they are.
+fn hash_words(text: &str, scratch: &mut WordScratch, words: &mut Vec<u64>) {
+    words.clear();
+    let WordScratch { padded, mask, word } = scratch;
+    padded.clear();
+    padded.extend_from_slice(text.as_bytes());
+    padded.resize((text.len() + 8).next_multiple_of(64), 0);
+    mask.clear();
+    mask.extend(padded.chunks_exact(64).map(|block| word_byte_mask64(block.try_into().expect("64 bytes"))));
+    let mut run_start = None;
+    let mut before = 0; // the bit of the byte before the current 64
+    for (at, &bits) in mask.iter().enumerate() {
+        // Set where a run of word bytes starts or ends (the zeros at the end close the last run).
+        let mut edges = bits ^ (bits << 1 | before);
+        before = bits >> 63;
+        while edges != 0 {
+            let edge = at * 64 + edges.trailing_zeros() as usize;
+            edges &= edges - 1;
+            match run_start.take() {
+                None => run_start = Some(edge),
+                Some(start) => hash_run(text, padded, start, edge, word, words),
+            }
+        }
+    }
+}
+
+/// Hashes the words of `text[start..end]`, a run of ASCII alphanumerics and non-ASCII characters;
+/// `padded` is `text` followed by zeros.
+#[inline(always)]
+fn hash_run(text: &str, padded: &[u8], start: usize, end: usize, word: &mut Vec<u8>, words: &mut Vec<u64>) {
+    let mut h = WORD_SEED;
+    let mut at = start;
+    loop {
+        let left = end - at;
+        let keep = u64::MAX >> (64 - 8 * left.min(8));
+        let block = u64::from_le_bytes(padded[at..at + 8].try_into().expect("8 bytes")) & keep;
+        if block & HIGH_BITS != 0 {
+            return hash_mixed_run(&text[start..end], word, words);
+        }
+        h = mix_word_block(h, (block | ASCII_LOWER) & keep);
+        if left <= 8 {
+            break;
+        }
+        at += 8;
+    }
+    words.push(h);
+}
+
+/// Hashes the words of a run with non-ASCII characters one character at a time: a non-ASCII
+/// character that is not alphanumeric separates words, and CJK characters are words of their own.
+fn hash_mixed_run(run: &str, word: &mut Vec<u8>, words: &mut Vec<u64>) {
     fn flush(word: &mut Vec<u8>, words: &mut Vec<u64>) {
         if !word.is_empty() {
-            words.push(xxh3_64(word));
+            words.push(hash_word(word));
             word.clear();
         }
     }
-    words.clear();
     word.clear();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b < 0x80 {
-            let start = i;
-            // A run of ASCII word bytes that needs no lower-casing is hashed in place.
-            if word.is_empty() {
-                while i < bytes.len()
-                    && bytes[i] != 0
-                    && bytes[i] < 0x80
-                    && ASCII_WORD[bytes[i] as usize] == bytes[i]
-                {
-                    i += 1;
-                }
-                let end_of_word = i == bytes.len() || (bytes[i] < 0x80 && ASCII_WORD[bytes[i] as usize] == 0);
-                if i > start && end_of_word {
-                    words.push(xxh3_64(&bytes[start..i]));
-                    i += usize::from(i < bytes.len());
-                    continue;
-                }
-                word.extend_from_slice(&bytes[start..i]);
-                if i == bytes.len() || bytes[i] >= 0x80 {
-                    continue;
-                }
-            }
-            let c = ASCII_WORD[bytes[i] as usize];
-            if c != 0 {
-                word.push(c);
-            } else {
-                flush(word, words);
-            }
-            i += 1;
+    let mut buf = [0u8; 4];
+    for c in run.chars() {
+        if !c.is_alphanumeric() {
+            flush(word, words);
+        } else if is_cjk(c) {
+            flush(word, words);
+            words.push(hash_word(c.encode_utf8(&mut buf).as_bytes()));
         } else {
-            let c = text[i..].chars().next().expect("at a character boundary");
-            i += c.len_utf8();
-            if c.is_alphanumeric() {
-                if is_cjk(c) {
-                    flush(word, words);
-                    let mut buf = [0u8; 4];
-                    word.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                    flush(word, words);
-                } else {
-                    for lower in c.to_lowercase() {
-                        let mut buf = [0u8; 4];
-                        word.extend_from_slice(lower.encode_utf8(&mut buf).as_bytes());
-                    }
-                }
-            } else {
-                flush(word, words);
+            for lower in c.to_lowercase() {
+                word.extend_from_slice(lower.encode_utf8(&mut buf).as_bytes());
             }
         }
     }
@@ -347,11 +427,6 @@ fn fold_words(words: &[u64], seed: u64) -> u64 {
     fmix64(h ^ words.len() as u64)
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    fmix64(*state)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Signing
 
@@ -366,36 +441,30 @@ pub struct RecordSignature {
     pub n_chars: u64,
 }
 
-/// Per-thread signing state: the permutation parameters and scratch buffers.
+/// Per-thread signing state: the densification probes and scratch buffers.
 #[derive(Clone, Debug)]
 pub struct Signer {
     config: DedupConfig,
-    mul: Vec<u64>,
-    add: Vec<u64>,
-    word: Vec<u8>,
+    probes: Vec<Probe>,
+    scratch: WordScratch,
     words: Vec<u64>,
     shingles: Vec<u64>,
+    /// Per bin, the smallest rank of its shingles ([`EMPTY_BIN`] when it has none).
+    bins: Vec<u64>,
     mins: Vec<u32>,
 }
 
 impl Signer {
     /// `config` must be valid ([`DedupConfig::validate`]).
     pub fn new(config: &DedupConfig) -> Signer {
-        let mut state = 0x746f_6b65_6e6c_656e; // "tokenlen"
-        let mut mul = Vec::with_capacity(config.num_perm);
-        let mut add = Vec::with_capacity(config.num_perm);
-        for _ in 0..config.num_perm {
-            mul.push(splitmix64(&mut state) | 1);
-            add.push(splitmix64(&mut state));
-        }
         Signer {
             config: config.clone(),
-            mul,
-            add,
-            word: Vec::new(),
+            probes: probe_sequences(config.num_perm),
+            scratch: WordScratch::default(),
             words: Vec::new(),
             shingles: Vec::new(),
-            mins: vec![u32::MAX; config.num_perm],
+            bins: Vec::new(),
+            mins: vec![0; config.num_perm],
         }
     }
 
@@ -405,16 +474,14 @@ impl Signer {
 
     /// The exact hash, band keys and length of a record's text.
     pub fn sign(&mut self, text: &str) -> RecordSignature {
-        let has_words = self.compute(text);
-        let bands = if has_words {
+        let mut sig = exact_signature(text);
+        if self.compute(text) {
             let rows = self.config.rows;
-            (0..self.config.bands)
+            sig.bands = (0..self.config.bands)
                 .map(|band| band_key(band, &self.mins[band * rows..(band + 1) * rows]))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        RecordSignature { exact: xxh3_128(text.as_bytes()), bands, n_chars: text.chars().count() as u64 }
+                .collect();
+        }
+        sig
     }
 
     /// The full MinHash signature of a text (`num_perm` values), or `None` when it has no words.
@@ -429,54 +496,86 @@ impl Signer {
 
     /// Fills `words`, `shingles` and `mins`; false when the text has no words.
     fn compute(&mut self, text: &str) -> bool {
-        hash_words(text, &mut self.word, &mut self.words);
+        hash_words(text, &mut self.scratch, &mut self.words);
         if self.words.is_empty() {
             return false;
         }
-        let n = self.config.ngram.min(self.words.len());
-        self.shingles.clear();
-        self.shingles.extend(self.words.windows(n).map(|w| fold_words(w, 0)));
-        minhash_into(&self.shingles, &self.mul, &self.add, &mut self.mins);
+        shingle_hashes(&self.words, self.config.ngram, &mut self.shingles);
+        one_permutation_minhash(&self.shingles, &self.probes, &mut self.bins, &mut self.mins);
         true
     }
 }
 
-/// `mins[i] = min over h of ((mul[i] * h + add[i]) >> 32)`; uses AVX2 where the CPU has it (the
-/// results are the same).
-fn minhash_into(shingles: &[u64], mul: &[u64], add: &[u64], mins: &mut [u32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2.
-        return unsafe { minhash_avx2(shingles, mul, add, mins) };
+/// A record's signature without band keys: what exact deduplication needs.
+pub fn exact_signature(text: &str) -> RecordSignature {
+    RecordSignature {
+        exact: xxh3_128(text.as_bytes()),
+        bands: Vec::new(),
+        n_chars: text.chars().count() as u64,
     }
-    minhash_portable(shingles, mul, add, mins)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn minhash_avx2(shingles: &[u64], mul: &[u64], add: &[u64], mins: &mut [u32]) {
-    minhash_portable(shingles, mul, add, mins)
+/// Rotation between the words of a shingle (odd, so 64 positions get distinct rotations).
+const SHINGLE_ROTATION: u32 = 13;
+
+/// The hashes of the word `n`-grams of `words` (one of all the words when there are fewer), rolled:
+/// a shingle's hash mixes the XOR of its word hashes, each rotated by its distance to the end.
+fn shingle_hashes(words: &[u64], n: usize, shingles: &mut Vec<u64>) {
+    let n = n.min(words.len());
+    let first_rotation = (n as u32 - 1).wrapping_mul(SHINGLE_ROTATION);
+    let mut h = words[..n].iter().fold(0, |h: u64, &w| h.rotate_left(SHINGLE_ROTATION) ^ w);
+    shingles.clear();
+    shingles.push(fmix64(h));
+    for (&leaving, &entering) in words.iter().zip(&words[n..]) {
+        h = (h ^ leaving.rotate_left(first_rotation)).rotate_left(SHINGLE_ROTATION) ^ entering;
+        shingles.push(fmix64(h));
+    }
 }
 
+/// Marks a bin without shingles (ranks are 32-bit).
+const EMPTY_BIN: u64 = u64::MAX;
+
+/// The bin of a 64-bit value among `k`: its high 32 bits scaled to `0..k`.
 #[inline(always)]
-fn minhash_portable(shingles: &[u64], mul: &[u64], add: &[u64], mins: &mut [u32]) {
-    mins.fill(u32::MAX);
-    // Four shingles at a time: each pass over the parameters does four times the work.
-    let mut quads = shingles.chunks_exact(4);
-    for q in &mut quads {
-        let (h0, h1, h2, h3) = (q[0], q[1], q[2], q[3]);
-        for ((m, &a), &b) in mins.iter_mut().zip(mul).zip(add) {
-            let v0 = (a.wrapping_mul(h0).wrapping_add(b) >> 32) as u32;
-            let v1 = (a.wrapping_mul(h1).wrapping_add(b) >> 32) as u32;
-            let v2 = (a.wrapping_mul(h2).wrapping_add(b) >> 32) as u32;
-            let v3 = (a.wrapping_mul(h3).wrapping_add(b) >> 32) as u32;
-            *m = (*m).min(v0.min(v1)).min(v2.min(v3));
-        }
+fn bin_of(h: u64, k: usize) -> usize {
+    (((h >> 32) * k as u64) >> 32) as usize
+}
+
+/// Where an empty bin looks for a value: the bins of `start + t * step` for t = 1, 2, ... (`step`
+/// odd, so every bin comes up), the same for every record.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    start: u64,
+    step: u64,
+}
+
+fn probe_sequences(k: usize) -> Vec<Probe> {
+    let mut state: u64 = 0x6465_6e73_6966_7921; // "densify!"
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        fmix64(state)
+    };
+    (0..k).map(|_| Probe { start: next(), step: next() | 1 }).collect()
+}
+
+/// One-permutation MinHash with optimal densification (see the module docs): `mins[i]` is the
+/// smallest rank among the shingles of bin `i` or, when there are none, the value of the first
+/// non-empty bin of bin `i`'s probe sequence. `shingles` must not be empty.
+fn one_permutation_minhash(shingles: &[u64], probes: &[Probe], bins: &mut Vec<u64>, mins: &mut [u32]) {
+    let k = mins.len();
+    bins.clear();
+    bins.resize(k, EMPTY_BIN);
+    for &h in shingles {
+        let bin = &mut bins[bin_of(h, k)];
+        *bin = (*bin).min(h & 0xFFFF_FFFF);
     }
-    for &h in quads.remainder() {
-        for ((m, &a), &b) in mins.iter_mut().zip(mul).zip(add) {
-            *m = (*m).min((a.wrapping_mul(h).wrapping_add(b) >> 32) as u32);
+    for ((m, &own), probe) in mins.iter_mut().zip(bins.iter()).zip(probes) {
+        let (mut value, mut at) = (own, probe.start);
+        while value == EMPTY_BIN {
+            at = at.wrapping_add(probe.step);
+            value = bins[bin_of(at, k)];
         }
+        *m = value as u32;
     }
 }
 
@@ -983,6 +1082,8 @@ impl Diversity {
 pub struct DedupOptions {
     pub text: TextSpec,
     pub config: DedupConfig,
+    /// Find exact duplicates only: no words, shingles or MinHash, and no second pass.
+    pub exact_only: bool,
 }
 
 /// Where a record is and what deduplication says of it.
@@ -1000,7 +1101,6 @@ pub struct DedupReport {
     /// into this list.
     pub records: Vec<RecordDedup>,
     pub summary: DedupSummary,
-    pub diversity: Vec<NgramDiversity>,
     pub lines: u64,
     pub blank: u64,
     /// Lines that are not records with text (invalid JSON, no text, too long ...), by code.
@@ -1017,7 +1117,6 @@ enum LineSig {
 
 struct SignKernel<'a> {
     options: &'a DedupOptions,
-    diversity: &'a Mutex<Diversity>,
 }
 
 /// Per-thread signing state: the signer, a text buffer and this thread's diversity counts, which
@@ -1060,23 +1159,24 @@ impl Drop for SignWorker<'_> {
     }
 }
 
-impl<'a> Kernel for SignKernel<'a> {
-    type Worker = SignWorker<'a>;
+impl Kernel for SignKernel<'_> {
+    type Worker = (Signer, String);
     type Output = Vec<(u64, LineSig)>;
 
-    fn worker(&self) -> SignWorker<'a> {
-        SignWorker::new(&self.options.config, self.diversity)
+    fn worker(&self) -> (Signer, String) {
+        (Signer::new(&self.options.config), String::new())
     }
 
-    fn process(&self, w: &mut SignWorker<'a>, chunk: &LinesChunk) -> Vec<(u64, LineSig)> {
+    fn process(&self, (signer, text): &mut (Signer, String), chunk: &LinesChunk) -> Vec<(u64, LineSig)> {
         let mut out = Vec::new();
         chunk.for_each_line(|line, _, bytes| {
             let sig = match parse_line(line, bytes) {
                 Parsed::Blank => LineSig::Blank,
                 Parsed::Invalid(problem) => LineSig::Skipped(problem.code),
-                Parsed::Record(record) => match w.sign_record(&record, &self.options.text) {
+                Parsed::Record(record) => match normalize_into(&record, &self.options.text, text) {
                     Err(problem) => LineSig::Skipped(problem.code),
-                    Ok(sig) => LineSig::Record(sig),
+                    Ok(()) if self.options.exact_only => LineSig::Record(exact_signature(text)),
+                    Ok(()) => LineSig::Record(signer.sign(text)),
                 },
             };
             out.push((line, sig));
@@ -1123,9 +1223,8 @@ impl Kernel for VerifyKernel<'_> {
     }
 }
 
-/// Finds the exact and near duplicates among the records of `sources` and measures their
-/// diversity. Reads the input twice (the second time only the candidate records are parsed), so
-/// stdin cannot be one of the sources.
+/// Finds the exact and near duplicates among the records of `sources`. Reads the input twice (the
+/// second time only the candidate records are parsed), so stdin cannot be one of the sources.
 pub fn dedup(
     sources: &[Source],
     options: &DedupOptions,
@@ -1137,14 +1236,12 @@ pub fn dedup(
             "dedup reads its input twice, so it cannot read stdin; give a file".into(),
         ));
     }
-    let diversity = Mutex::new(Diversity::default());
-    let kernel = SignKernel { options, diversity: &diversity };
+    let kernel = SignKernel { options };
     let mut index = DedupIndex::new(&options.config);
     let mut places: Vec<(u32, u64)> = Vec::new();
     let mut report = DedupReport {
         records: Vec::new(),
         summary: DedupSummary::default(),
-        diversity: Vec::new(),
         lines: 0,
         blank: 0,
         skipped_by_code: Default::default(),
@@ -1174,7 +1271,6 @@ pub fn dedup(
         }
         Ok(())
     })?;
-    report.diversity = diversity.into_inner().unwrap_or_else(|e| e.into_inner()).report();
 
     let result = resolve(sources, options, run_options, index, &places)?;
     report.summary = result.summary;
@@ -1281,6 +1377,11 @@ mod tests {
         map
     }
 
+    fn splitmix64(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        fmix64(*state)
+    }
+
     /// Deterministic pseudo-random words.
     fn random_words(seed: u64, n: usize) -> Vec<String> {
         let mut state = seed;
@@ -1313,7 +1414,7 @@ mod tests {
 
     fn word_hashes(text: &str) -> Vec<u64> {
         let mut words = Vec::new();
-        hash_words(text, &mut Vec::new(), &mut words);
+        hash_words(text, &mut WordScratch::default(), &mut words);
         words
     }
 
@@ -1341,7 +1442,7 @@ mod tests {
 
     #[test]
     fn words_ignore_case_punctuation_and_spacing() {
-        let expect = |words: &[&str]| words.iter().map(|w| xxh3_64(w.as_bytes())).collect::<Vec<_>>();
+        let expect = |words: &[&str]| words.iter().map(|w| hash_word(w.as_bytes())).collect::<Vec<_>>();
         assert_eq!(
             word_hashes("Hello, WORLD!!  foo_bar\tcafé Straße ÉTÉ 中文x 42"),
             expect(&["hello", "world", "foo", "bar", "café", "straße", "été", "中", "文", "x", "42"])
@@ -1351,6 +1452,92 @@ mod tests {
         assert_eq!(word_hashes("MiXed caseEnd"), expect(&["mixed", "caseend"]));
         assert!(word_hashes(" ,.!? \u{1f}").is_empty());
         assert!(word_hashes("").is_empty());
+        // Words hashed in place (ASCII) and copied (with other characters) agree, at every length
+        // and at the end of the text.
+        for len in 1..=20 {
+            let word: String = "AbCdEfGhIjKlMnOpQrStUv"[..len].into();
+            let lower = word.to_lowercase();
+            assert_eq!(word_hashes(&word), expect(&[&lower]));
+            assert_eq!(word_hashes(&format!("{word}-x")), expect(&[&lower, "x"]));
+            assert_eq!(word_hashes(&format!("{word}é")), expect(&[&format!("{lower}é")]));
+            assert_eq!(word_hashes(&format!("«{word}»")), expect(&[&lower]));
+        }
+    }
+
+    #[test]
+    fn words_match_a_character_by_character_reference() {
+        // The definition, one character at a time.
+        fn reference(text: &str) -> Vec<u64> {
+            let (mut out, mut word) = (Vec::new(), String::new());
+            for c in text.chars().chain([' ']) {
+                if c.is_alphanumeric() && !is_cjk(c) {
+                    word.extend(c.to_lowercase());
+                    continue;
+                }
+                if !word.is_empty() {
+                    out.push(hash_word(word.as_bytes()));
+                    word.clear();
+                }
+                if c.is_alphanumeric() {
+                    out.push(hash_word(c.to_string().as_bytes()));
+                }
+            }
+            out
+        }
+        let pieces = [
+            "a",
+            "Z",
+            "q",
+            "0",
+            "9",
+            " ",
+            ".",
+            "@",
+            "[",
+            "`",
+            "{",
+            "_",
+            "\n",
+            "\0",
+            "\u{1f}",
+            "é",
+            "É",
+            "ß",
+            "中",
+            "文",
+            "カ",
+            "—",
+            "«",
+            "\u{a0}",
+            "İ",
+            "Ω",
+            "٣",
+            "Hello",
+            "WORLD",
+            "abcdefgh",
+            "ABCDEFGHIJ",
+        ];
+        let mut state = 42;
+        for _ in 0..3000 {
+            let len = (splitmix64(&mut state) % 40) as usize;
+            let text: String =
+                (0..len).map(|_| pieces[(splitmix64(&mut state) % pieces.len() as u64) as usize]).collect();
+            assert_eq!(word_hashes(&text), reference(&text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn word_byte_masks_agree() {
+        let mut state = 7;
+        for _ in 0..2000 {
+            let block: [u8; 64] = std::array::from_fn(|_| splitmix64(&mut state) as u8);
+            assert_eq!(word_byte_mask64(&block), word_byte_mask64_scalar(&block), "{block:?}");
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        for block in all.chunks(64) {
+            let block = block.try_into().unwrap();
+            assert_eq!(word_byte_mask64(block), word_byte_mask64_scalar(block));
+        }
     }
 
     #[test]
@@ -1485,13 +1672,13 @@ mod tests {
 
     #[test]
     fn keep_first_or_longest() {
-        let base = random_words(3, 60);
+        let base = random_words(3, 200);
         let mut longer = base.clone();
         longer[10] = "muchlongerword".into();
         let mut shorter = base.clone();
         shorter[30] = "x".into();
         let texts = vec![
-            random_words(4, 60).join(" "),
+            random_words(4, 200).join(" "),
             shorter.join(" "),
             longer.join(" "),
             base.join(" "),
@@ -1555,8 +1742,11 @@ mod tests {
     }
 
     fn dedup_file(path: &std::path::Path, threads: usize, chunk_size: usize, keep: Keep) -> DedupReport {
-        let options =
-            DedupOptions { text: TextSpec::Auto, config: DedupConfig { keep, ..Default::default() } };
+        let options = DedupOptions {
+            text: TextSpec::Auto,
+            config: DedupConfig { keep, ..Default::default() },
+            exact_only: false,
+        };
         let run_options = RunOptions {
             threads,
             read: ReadOptions { chunk_size, max_line_bytes: 1 << 20 },
@@ -1600,7 +1790,6 @@ mod tests {
             let other = dedup_file(&path, threads, chunk, Keep::Longest);
             assert_eq!(other.records, reference.records);
             assert_eq!(other.summary, reference.summary);
-            assert_eq!(other.diversity, reference.diversity);
         }
         // Indices refer to records; lines are where they are.
         for r in &reference.records {
@@ -1610,7 +1799,7 @@ mod tests {
         }
         let stdin = dedup(
             &[Source::Stdin],
-            &DedupOptions { text: TextSpec::Auto, config: Default::default() },
+            &DedupOptions { text: TextSpec::Auto, config: Default::default(), exact_only: false },
             &RunOptions::default(),
         );
         assert!(matches!(stdin, Err(Error::InvalidInput(_))));
@@ -1637,7 +1826,6 @@ mod tests {
         };
         let s = &report.summary;
         println!("t0_dev_text ({} records): {s:?} in {:?}", lines.len(), start.elapsed());
-        println!("diversity: {:?}", report.diversity);
         assert_eq!(s.records, lines.len() as u64);
         assert!(s.near_dup_clusters >= 100, "{s:?}");
         assert!(s.removed >= s.exact_duplicates + s.near_dup_clusters);
@@ -1678,23 +1866,139 @@ mod tests {
     }
 
     #[test]
-    fn minhash_paths_agree() {
-        let shingles: Vec<u64> = (0..103u64).map(fmix64).collect();
-        let signer = Signer::new(&DedupConfig::default());
-        let (mut fast, mut portable) = (vec![0; 112], vec![0; 112]);
-        minhash_into(&shingles, &signer.mul, &signer.add, &mut fast);
-        minhash_portable(&shingles, &signer.mul, &signer.add, &mut portable);
-        assert_eq!(fast, portable);
-        let expect: Vec<u32> = (0..112)
-            .map(|i| {
-                shingles
-                    .iter()
-                    .map(|&h| (signer.mul[i].wrapping_mul(h).wrapping_add(signer.add[i]) >> 32) as u32)
-                    .min()
-                    .unwrap()
+    fn one_permutation_minhash_fills_every_bin() {
+        let shingles: Vec<u64> = (0..40u64).map(fmix64).collect();
+        let probes = probe_sequences(112);
+        let (mut bins, mut mins) = (Vec::new(), vec![0u32; 112]);
+        one_permutation_minhash(&shingles, &probes, &mut bins, &mut mins);
+        let mut own: Vec<Option<u32>> = vec![None; 112];
+        for &h in &shingles {
+            let bin = &mut own[bin_of(h, 112)];
+            *bin = Some(bin.map_or(h as u32, |m| m.min(h as u32)));
+        }
+        for (i, &m) in mins.iter().enumerate() {
+            match own[i] {
+                Some(value) => assert_eq!(m, value),
+                // An empty bin borrows the value of a non-empty one.
+                None => assert!(own.contains(&Some(m))),
+            }
+        }
+        // A single shingle fills every bin; the order of the shingles does not matter.
+        one_permutation_minhash(&shingles[..1], &probes, &mut bins, &mut mins);
+        assert!(mins.iter().all(|&m| m == shingles[0] as u32));
+        let mut reversed = mins.clone();
+        let backwards: Vec<u64> = shingles.iter().rev().copied().collect();
+        one_permutation_minhash(&backwards, &probes, &mut bins, &mut reversed);
+        one_permutation_minhash(&shingles, &probes, &mut bins, &mut mins);
+        assert_eq!(mins, reversed);
+    }
+
+    #[test]
+    fn rolled_shingles_match_their_definition() {
+        let words: Vec<u64> = (0..30u64).map(fmix64).collect();
+        let direct = |window: &[u64]| {
+            let rotated = window.iter().rev().enumerate();
+            fmix64(rotated.fold(0, |h, (j, &w)| h ^ w.rotate_left(j as u32 * SHINGLE_ROTATION)))
+        };
+        let mut shingles = Vec::new();
+        for n in [1, 2, 5, 7, 30, 40] {
+            for len in [1, 4, 5, 6, 30] {
+                shingle_hashes(&words[..len], n, &mut shingles);
+                let expect: Vec<u64> = words[..len].windows(n.min(len)).map(direct).collect();
+                assert_eq!(shingles, expect, "n {n}, {len} words");
+            }
+        }
+        // Word order matters.
+        shingle_hashes(&[words[1], words[0]], 2, &mut shingles);
+        assert_ne!(shingles, [direct(&words[..2])]);
+    }
+
+    /// Signatures of `pairs` random pairs of shingle sets of `union` shingles, `common` of them in
+    /// both and the others split evenly: Jaccard similarity `common / union` exactly.
+    fn random_pairs(union: usize, common: usize, pairs: u64) -> Vec<(Vec<u32>, Vec<u32>)> {
+        let mut state = (union * 1000 + common) as u64;
+        (0..pairs)
+            .map(|_| {
+                let shingles: Vec<u64> = (0..union).map(|_| splitmix64(&mut state)).collect();
+                let only = (union - common) / 2;
+                let a = [&shingles[..common], &shingles[common..common + only]].concat();
+                let b = [&shingles[..common], &shingles[common + only..]].concat();
+                let sign = |set: &[u64]| {
+                    let mut mins = vec![0u32; 112];
+                    one_permutation_minhash(set, &probe_sequences(112), &mut Vec::new(), &mut mins);
+                    mins
+                };
+                (sign(&a), sign(&b))
             })
+            .collect()
+    }
+
+    #[test]
+    fn minhash_estimates_jaccard_without_bias() {
+        // Small sets (many bins filled by densification), sets about as large as the signature, and
+        // large ones; the estimate is the share of equal values.
+        for (union, common) in [(30, 6), (30, 18), (30, 24), (120, 36), (120, 96), (110, 88), (1000, 800)] {
+            let jaccard = common as f64 / union as f64;
+            let estimates: Vec<f64> = random_pairs(union, common, 2000)
+                .iter()
+                .map(|(a, b)| a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / 112.0)
+                .collect();
+            let n = estimates.len() as f64;
+            let mean = estimates.iter().sum::<f64>() / n;
+            let sd = (estimates.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            // Unbiased: the mean is within 4 standard errors of the true similarity.
+            assert!((mean - jaccard).abs() < 4.0 * sd / n.sqrt(), "{union} {common}: mean {mean}, sd {sd}");
+            // Spread: about that of 112 independent permutations, sqrt(s (1 - s) / 112), or less.
+            let classic = (jaccard * (1.0 - jaccard) / 112.0).sqrt();
+            assert!(sd < 1.3 * classic, "{union} {common}: sd {sd} vs {classic}");
+            println!(
+                "union {union} J {jaccard:.2}: mean {mean:.4} sd {sd:.4} (112 permutations: {classic:.4})"
+            );
+        }
+    }
+
+    #[test]
+    fn band_collisions_follow_the_detection_curve() {
+        let config = DedupConfig::default();
+        for (union, common) in [(1000, 500), (1000, 700), (1000, 800), (1000, 900), (150, 120)] {
+            let pairs = random_pairs(union, common, 1000);
+            let rows = config.rows;
+            let detected = pairs
+                .iter()
+                .filter(|(a, b)| {
+                    (0..config.bands).any(|band| a[band * rows..][..rows] == b[band * rows..][..rows])
+                })
+                .count() as f64
+                / pairs.len() as f64;
+            let expect = detection_probability(config.bands, rows, common as f64 / union as f64);
+            println!(
+                "union {union} J {:.2}: detected {detected:.3}, curve {expect:.3}",
+                common as f64 / union as f64
+            );
+            assert!((detected - expect).abs() < 0.05, "{union} {common}: {detected} vs {expect}");
+        }
+    }
+
+    #[test]
+    fn exact_only_skips_near_duplicates() {
+        let base = random_words(9, 80);
+        let mut edited = base.clone();
+        edited[5] = "edited".into();
+        let lines: Vec<String> = [&base, &edited, &base]
+            .iter()
+            .map(|words| format!("{{\"text\": \"{}\"}}", words.join(" ")))
             .collect();
-        assert_eq!(fast, expect);
+        let path = write_temp("exact_only.jsonl", &(lines.join("\n") + "\n"));
+        let sources = [Source::Path(path)];
+        let mut options =
+            DedupOptions { text: TextSpec::Auto, config: Default::default(), exact_only: false };
+        let both = dedup(&sources, &options, &RunOptions::default()).unwrap();
+        assert_eq!((both.summary.exact_duplicates, both.summary.near_dup_clusters), (1, 1));
+        options.exact_only = true;
+        let exact = dedup(&sources, &options, &RunOptions::default()).unwrap();
+        let s = &exact.summary;
+        assert_eq!((s.exact_duplicates, s.near_dup_clusters, s.candidates, s.removed), (1, 0, 0, 1));
+        assert_eq!(exact.records[2].outcome.exact_dup_of, Some(0));
     }
 
     #[test]

@@ -645,16 +645,17 @@ fn write_lines(
     Ok((summary.lines_read, summary.lines_written))
 }
 
-/// Exact and near duplicates of the records of `paths` (no tokenization). Returns (summary JSON,
-/// records as columns: file, line, exact_dup_of_file, exact_dup_of, cluster, cluster_size,
-/// is_representative, removed).
+/// Exact and near duplicates (exact ones only with `exact_only`) of the records of `paths` (no
+/// tokenization). Returns (summary JSON, records as columns: file, line, exact_dup_of_file,
+/// exact_dup_of, cluster, cluster_size, is_representative, removed).
 #[pyfunction]
-#[pyo3(signature = (paths, *, field = None, ngram = 5, num_perm = 112, bands = 14, rows = 8, threshold = 0.8, keep = "first", threads = None, max_line_bytes = 256 << 20, progress = None))]
+#[pyo3(signature = (paths, *, field = None, exact_only = false, ngram = 5, num_perm = 112, bands = 14, rows = 8, threshold = 0.8, keep = "first", threads = None, max_line_bytes = 256 << 20, progress = None))]
 #[allow(clippy::too_many_arguments)]
 fn dedup_files<'py>(
     py: Python<'py>,
     paths: Vec<String>,
     field: Option<&str>,
+    exact_only: bool,
     ngram: usize,
     num_perm: usize,
     bands: usize,
@@ -669,7 +670,7 @@ fn dedup_files<'py>(
     settings.validate()?;
     let config =
         DedupConfig { ngram, num_perm, bands, rows, threshold, keep: Keep::parse(keep).map_err(to_py_err)? };
-    let options = crate::dedup::DedupOptions { text: TextSpec::parse(field), config };
+    let options = crate::dedup::DedupOptions { text: TextSpec::parse(field), config, exact_only };
     let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
     let report =
         run_interruptible(py, |check| crate::dedup::dedup(&sources, &options, &settings.options(check)))?;

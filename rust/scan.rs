@@ -305,7 +305,7 @@ fn dedup_options(options: &ScanOptions) -> Option<DedupOptions> {
         } else {
             TextSpec::Field(options.audit.text_field.clone())
         };
-        DedupOptions { text, config }
+        DedupOptions { text, config, exact_only: false }
     })
 }
 

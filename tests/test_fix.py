@@ -143,6 +143,8 @@ def test_dedup_exact_near_and_keep(tmp_path: Path) -> None:
 
     exact = dedup(src, str(tmp_path / "exact.jsonl"), exact_only=True)
     assert [(d.line, d.reason) for d in exact.dropped] == [(3, "exact_duplicate")]
+    # No near-duplicate search at all (not merely its results left unused).
+    assert exact.summary["near_dup_clusters"] == 0
     assert (tmp_path / "exact.jsonl").read_bytes() == b"".join(
         with_newline(x) for i, x in enumerate(lines) if i != 2
     )

@@ -149,6 +149,7 @@ def dedup_files(
     paths: list[str],
     *,
     field: str | None = None,
+    exact_only: bool = False,
     ngram: int = 5,
     num_perm: int = 112,
     bands: int = 14,

@@ -150,6 +150,7 @@ def dedup(
     summary_text, columns = _core.dedup_files(
         names,
         field=field,
+        exact_only=exact_only,
         ngram=ngram,
         num_perm=num_perm,
         bands=bands,
