@@ -11,7 +11,8 @@ Scoring is per record: a record is positive when it has at least one true partne
 predicts it positive when it is in a near-duplicate cluster or in an exact-duplicate group,
 datasketch when `MinHashLSH(threshold=0.8, num_perm=128).query` returns another record. Both run on
 one thread; datasketch's time includes reading the JSONL and shingling in Python (tokenlens does
-both in its own time), and its MinHash + LSH time alone is reported too.
+both in its own time), and its MinHash + LSH time alone is reported too. tokenlens's time is the
+best of a few rounds (it runs for about 0.1 s, datasketch for several seconds).
 
 Run: `python -m pytest benches/test_dedup_quality.py -p no:cacheprovider -s --benchmark-disable-gc`.
 """
@@ -48,6 +49,7 @@ COPIES = 2
 NGRAM = 5
 THRESHOLD = 0.8
 DATASKETCH_PERM = 128
+TOKENLENS_ROUNDS = 5
 MB = 1 << 20
 
 # ---------------------------------------------------------------------------------------------
@@ -333,17 +335,19 @@ def test_dedup_quality_and_speed(dataset: Dataset, benchmark) -> None:  # type: 
     megabytes = dataset.path.stat().st_size / MB
 
     # tokenlens: one thread, its defaults (ngram 5, 112 permutations, 14 bands x 8 rows, threshold 0.8).
-    cpu = [0.0]
+    # A run takes about 0.1 s, so one load spike on a shared machine can double it: the best of
+    # TOKENLENS_ROUNDS rounds (wall and CPU) is taken.
+    cpu: list[float] = []
 
     def run_tokenlens() -> dict:
         c0 = time.process_time()
         _, cols = _core.dedup_files([str(dataset.path)], ngram=NGRAM, threshold=THRESHOLD, threads=1)
-        cpu[0] = time.process_time() - c0
+        cpu.append(time.process_time() - c0)
         return cols
 
-    cols = benchmark.pedantic(run_tokenlens, rounds=1, iterations=1, warmup_rounds=1)
+    cols = benchmark.pedantic(run_tokenlens, rounds=TOKENLENS_ROUNDS, iterations=1, warmup_rounds=1)
     tl_seconds = benchmark.stats.stats.min
-    tl_cpu = cpu[0]
+    tl_cpu = min(cpu[1:])  # cpu[0] is the warm-up round
     tl_flags = _tokenlens_flags(cols, n)
 
     # datasketch: read and shingle the same file, MinHash (128 permutations), LSH insert then query.
