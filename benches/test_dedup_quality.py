@@ -451,5 +451,5 @@ def test_dedup_quality_and_speed(dataset: Dataset, benchmark) -> None:  # type: 
     for rate, count, mean_j, near, pos, tl_rate, ds_rate in by_rate:
         print(f"  {rate:5.0%}  {count:5d}  {mean_j:.3f}  {near:.3f}  {pos:.3f}  {tl_rate:.3f}  {ds_rate:.3f}")
 
-    assert tl.f1 >= ds.f1 - 0.01, f"tokenlens F1 {tl.f1:.4f} below datasketch's {ds.f1:.4f}"
+    assert tl.f1 >= ds.f1, f"tokenlens F1 {tl.f1:.4f} below datasketch's {ds.f1:.4f}"
     assert ratio >= 50, f"tokenlens only {ratio:.1f}x datasketch on one core"
