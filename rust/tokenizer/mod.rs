@@ -11,7 +11,7 @@ use regex::Regex;
 use rustc_hash::FxHashMap;
 
 pub use bpe::{Rank, Ranks};
-pub use pretokenize::{PatternKind, PretokenCache, Pretokenizer};
+pub use pretokenize::{PatternKind, Pretokenizer};
 
 use crate::error::Error;
 
@@ -131,13 +131,7 @@ impl Encoding {
     /// A per-thread counter. With `special_tokens`, text such as `<|endoftext|>` counts as the special
     /// token; otherwise it is ordinary text (tiktoken's `encode_ordinary`).
     pub fn counter(&self, special_tokens: bool) -> Counter {
-        let pretoken_cache = self.tiktoken().map(|t| t.pretokenizer.cache());
-        Counter {
-            backend: self.backend.clone(),
-            special_tokens,
-            cache: PieceCounts::default(),
-            pretoken_cache,
-        }
+        Counter { backend: self.backend.clone(), special_tokens, cache: PieceCounts::default() }
     }
 
     /// Token ids of `text`.
@@ -145,11 +139,10 @@ impl Encoding {
         match &self.backend {
             Backend::Tiktoken(t) => {
                 let mut ids = Vec::new();
-                let mut cache = t.pretokenizer.cache();
                 t.for_each_segment(text, special_tokens, |segment| match segment {
                     Segment::Special(rank) => ids.push(rank),
                     Segment::Ordinary(text) => {
-                        t.pretokenizer.for_each(&mut cache, text, |piece| {
+                        t.pretokenizer.for_each(text, |piece| {
                             let piece = piece.as_bytes();
                             if let Some(rank) = t.ranks.get(piece) {
                                 ids.push(rank);
@@ -229,7 +222,6 @@ pub struct Counter {
     backend: Backend,
     special_tokens: bool,
     cache: PieceCounts,
-    pretoken_cache: Option<PretokenCache>,
 }
 
 impl Counter {
@@ -239,12 +231,11 @@ impl Counter {
             Backend::Tiktoken(t) => {
                 let mut total = 0u64;
                 let cache = &mut self.cache;
-                let pretoken_cache = self.pretoken_cache.as_mut().expect("built with the counter");
                 t.for_each_segment(text, self.special_tokens, |segment| match segment {
                     Segment::Special(_) => total += 1,
-                    Segment::Ordinary(text) => t.pretokenizer.for_each(pretoken_cache, text, |piece| {
-                        total += count_piece(t, cache, piece.as_bytes())
-                    }),
+                    Segment::Ordinary(text) => t
+                        .pretokenizer
+                        .for_each(text, |piece| total += count_piece(t, cache, piece.as_bytes())),
                 });
                 Ok(total)
             }

@@ -1,16 +1,17 @@
 //! Splitting text into pre-tokens exactly as tiktoken's regular expressions do.
 //!
-//! tiktoken's patterns use a negative look-ahead (`\s+(?!\S)`) and possessive quantifiers, which need a
-//! backtracking engine. We compile an equivalent pattern into a lazy DFA (`regex-automata`'s hybrid
-//! DFA, much faster), searched anchored at each position since every character starts a pre-token:
-//! possessive quantifiers become greedy ones (the classes they guard are disjoint, so no backtracking
-//! can change a match), and the look-ahead alternatives become a plain `\s+` that is fixed up here:
-//! a whitespace run without a line break that is followed by more text gives its last character back
-//! to the next pre-token. Differential tests in `tests/` compare the result with the original pattern.
+//! tiktoken's patterns are matched by hand here: at each position the alternatives are tried in the
+//! pattern's order with the pattern's backtracking semantics, written out per pattern family (each
+//! function below quotes the alternatives it implements). Every character starts a pre-token, so the
+//! pieces are contiguous. The character classes (`\p{L}`, `\p{N}`, `\s`, o200k's case classes) come
+//! from `regex-syntax`, the crate whose tables the `regex` and `fancy-regex` crates (and so tiktoken)
+//! use, looked up through a two-level table with an ASCII shortcut. Differential tests below, in
+//! `tests/` and in the `pretokenize` fuzz target compare the result with the original patterns.
 
-use regex_automata::hybrid::dfa::{Cache, DFA};
-use regex_automata::util::syntax;
-use regex_automata::{Anchored, Input, MatchKind};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use regex_syntax::hir::{Class, HirKind};
 
 /// Pattern family of an OpenAI encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,59 +45,172 @@ impl PatternKind {
             ),
         }
     }
+}
 
-    /// The equivalent pattern without look-ahead or possessive quantifiers.
-    fn fast_pattern(self) -> &'static str {
-        match self {
-            PatternKind::Gpt2 => r"'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+$|\s+",
-            PatternKind::Cl100k => {
-                r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s+$|\s*[\r\n]|\s+"
+// Character classes, one bit each; a position past the end of the text has none of them.
+/// `\p{L}`
+const LETTER: u8 = 1;
+/// `\p{N}`
+const NUMBER: u8 = 2;
+/// `\s` (Unicode White_Space)
+const SPACE: u8 = 4;
+/// `[^\s\p{L}\p{N}]`
+const OTHER: u8 = 8;
+/// `[\r\n]`
+const NEWLINE: u8 = 16;
+/// o200k's `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`
+const UPPER: u8 = 32;
+/// o200k's `[\p{Ll}\p{Lm}\p{Lo}\p{M}]`
+const LOWER: u8 = 64;
+
+/// The regex syntax of each class bit.
+const CLASS_SYNTAX: [(u8, &str); 5] = [
+    (LETTER, r"\p{L}"),
+    (NUMBER, r"\p{N}"),
+    (SPACE, r"\s"),
+    (UPPER, r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]"),
+    (LOWER, r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]"),
+];
+
+/// Code points per leaf of the class table.
+const LEAF: usize = 128;
+
+/// The classes of every code point: `leaves[blocks[cp / LEAF]][cp % LEAF]`, identical leaves shared
+/// (about 40 KB in all), and ASCII on its own.
+struct ClassTable {
+    ascii: [u8; 128],
+    blocks: Vec<u16>,
+    leaves: Vec<[u8; LEAF]>,
+}
+
+/// The code point ranges (inclusive) of a class written in regex syntax, as `regex-syntax` reads it.
+fn class_ranges(syntax: &str) -> Vec<(u32, u32)> {
+    match regex_syntax::parse(syntax).expect("class syntax parses").into_kind() {
+        HirKind::Class(Class::Unicode(class)) => {
+            class.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect()
+        }
+        other => panic!("{syntax} is not a Unicode class: {other:?}"),
+    }
+}
+
+impl ClassTable {
+    fn get() -> &'static ClassTable {
+        static TABLE: OnceLock<ClassTable> = OnceLock::new();
+        TABLE.get_or_init(ClassTable::build)
+    }
+
+    fn build() -> ClassTable {
+        let mut flags = vec![0u8; 0x11_0000];
+        for (bit, syntax) in CLASS_SYNTAX {
+            for (start, end) in class_ranges(syntax) {
+                for f in &mut flags[start as usize..=end as usize] {
+                    *f |= bit;
+                }
             }
-            PatternKind::O200k => concat!(
-                r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
-                r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
-                r"|\p{N}{1,3}",
-                r"| ?[^\s\p{L}\p{N}]+[\r\n/]*",
-                r"|\s*[\r\n]+",
-                r"|\s+",
-            ),
+        }
+        for f in &mut flags {
+            if *f & (LETTER | NUMBER | SPACE) == 0 {
+                *f |= OTHER;
+            }
+        }
+        flags[b'\r' as usize] |= NEWLINE;
+        flags[b'\n' as usize] |= NEWLINE;
+        let mut leaves: Vec<[u8; LEAF]> = Vec::new();
+        let mut seen: HashMap<[u8; LEAF], u16> = HashMap::new();
+        let blocks = flags
+            .chunks(LEAF)
+            .map(|chunk| {
+                let leaf: [u8; LEAF] = chunk.try_into().expect("the code space is a whole number of leaves");
+                *seen.entry(leaf).or_insert_with(|| {
+                    leaves.push(leaf);
+                    (leaves.len() - 1) as u16
+                })
+            })
+            .collect();
+        let ascii = flags[..128].try_into().expect("128 ASCII classes");
+        ClassTable { ascii, blocks, leaves }
+    }
+
+    /// The classes of the character at byte `i` of `b` (valid UTF-8) and its length; none past the end.
+    #[inline(always)]
+    fn at(&self, b: &[u8], i: usize) -> (u8, usize) {
+        let Some(&b0) = b.get(i) else { return (0, 0) };
+        if b0 < 0x80 {
+            return (self.ascii[b0 as usize], 1);
+        }
+        let cont = |k: usize| (b[i + k] & 0x3F) as u32;
+        let (cp, len) = if b0 < 0xE0 {
+            (((b0 as u32 & 0x1F) << 6) | cont(1), 2)
+        } else if b0 < 0xF0 {
+            (((b0 as u32 & 0x0F) << 12) | (cont(1) << 6) | cont(2), 3)
+        } else {
+            (((b0 as u32 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3), 4)
+        };
+        let leaf = &self.leaves[self.blocks[cp as usize / LEAF] as usize];
+        (leaf[cp as usize % LEAF], len)
+    }
+
+    /// The end of the run of characters with any class of `mask` that starts at `i`.
+    #[inline(always)]
+    fn skip(&self, b: &[u8], mut i: usize, mask: u8) -> usize {
+        loop {
+            let (class, len) = self.at(b, i);
+            if class & mask == 0 {
+                return i;
+            }
+            i += len;
         }
     }
+}
 
-    /// Whether a whitespace run that contains a line break came from a line-break alternative
-    /// (which the look-ahead never shortens).
-    fn line_breaks_have_own_rule(self) -> bool {
-        !matches!(self, PatternKind::Gpt2)
+/// `[^\r\n\p{L}\p{N}]`, the optional character before a word.
+#[inline(always)]
+fn is_word_prefix(class: u8) -> bool {
+    class & (OTHER | SPACE) != 0 && class & NEWLINE == 0
+}
+
+/// The end of a contraction (`'` then `s`, `d`, `m`, `t`, `ll`, `ve` or `re`) whose letters start at
+/// `i`, if there is one. Case-insensitive matching also takes `ſ` (U+017F) for `s`, as Unicode simple
+/// case folding does.
+#[inline]
+fn contraction_end(b: &[u8], i: usize, ignore_case: bool) -> Option<usize> {
+    let letter = |i: usize| -> Option<(u8, usize)> {
+        match *b.get(i)? {
+            c @ b'a'..=b'z' => Some((c, 1)),
+            c @ b'A'..=b'Z' if ignore_case => Some((c.to_ascii_lowercase(), 1)),
+            0xC5 if ignore_case && b.get(i + 1) == Some(&0xBF) => Some((b's', 2)),
+            _ => None,
+        }
+    };
+    let (first, n) = letter(i)?;
+    let second = match first {
+        b's' | b'd' | b'm' | b't' => return Some(i + n),
+        b'l' => b'l',
+        b'v' | b'r' => b'e',
+        _ => return None,
+    };
+    match letter(i + n)? {
+        (c, m) if c == second => Some(i + n + m),
+        _ => None,
     }
 }
 
-/// A compiled pre-tokenizer. Searching needs a [`PretokenCache`], one per thread.
-#[derive(Clone, Debug)]
+/// A compiled pre-tokenizer (cheap to copy, no per-thread state).
+#[derive(Clone, Copy)]
 pub struct Pretokenizer {
     kind: PatternKind,
-    dfa: DFA,
+    classes: &'static ClassTable,
 }
 
-/// The lazy DFA's per-thread state.
-pub type PretokenCache = Cache;
+impl std::fmt::Debug for Pretokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pretokenizer({:?})", self.kind)
+    }
+}
 
 impl Pretokenizer {
     pub fn new(kind: PatternKind) -> Self {
-        let config = DFA::config()
-            .match_kind(MatchKind::LeftmostFirst)
-            // Large Unicode classes make many states: never give up, just rebuild the cache.
-            .minimum_cache_clear_count(None)
-            .cache_capacity(8 << 20);
-        let dfa = DFA::builder()
-            .configure(config)
-            .syntax(syntax::Config::new().unicode(true).utf8(true))
-            .build(kind.fast_pattern())
-            .expect("built-in pattern compiles");
-        Pretokenizer { kind, dfa }
-    }
-
-    pub fn cache(&self) -> PretokenCache {
-        self.dfa.create_cache()
+        Pretokenizer { kind, classes: ClassTable::get() }
     }
 
     pub fn kind(&self) -> PatternKind {
@@ -105,40 +219,181 @@ impl Pretokenizer {
 
     /// Calls `f` with every pre-token of `text`, in order; the pieces concatenate to `text`.
     #[inline]
-    pub fn for_each<'t>(&self, cache: &mut PretokenCache, text: &'t str, mut f: impl FnMut(&'t str)) {
+    pub fn for_each<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) {
+        let b = text.as_bytes();
         let mut pos = 0;
-        while pos < text.len() {
-            let input = Input::new(text).range(pos..).anchored(Anchored::Yes);
-            let end = match self.dfa.try_search_fwd(cache, &input) {
-                Ok(Some(m)) => m.offset(),
-                // Every character starts a pre-token, so an anchored search always matches; the DFA
-                // never quits (no Unicode word boundaries, no cache limit). Be safe: one character.
-                _ => pos + text[pos..].chars().next().map_or(1, char::len_utf8),
+        while pos < b.len() {
+            let end = match self.kind {
+                PatternKind::Gpt2 => self.gpt2(b, pos),
+                PatternKind::Cl100k => self.cl100k(b, pos),
+                PatternKind::O200k => self.o200k(b, pos),
             };
-            let piece = &text[pos..end];
-            let mut end = end;
-            if end < text.len() && self.is_lookahead_run(piece) {
-                // `\s+(?!\S)`: keep the last whitespace character for the next pre-token.
-                let last = piece.chars().next_back().map_or(0, char::len_utf8);
-                if piece.len() > last {
-                    end -= last;
-                }
-            }
+            debug_assert!(end > pos && text.is_char_boundary(end));
             f(&text[pos..end]);
             pos = end;
         }
     }
 
-    /// True when `piece` can only have come from the plain `\s+` alternative.
+    /// `'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`
     #[inline]
-    fn is_lookahead_run(&self, piece: &str) -> bool {
-        let b = piece.as_bytes();
-        // Every other alternative starts with a non-space or contains one; check cheaply first.
-        let first_is_space = matches!(b[0], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) || b[0] >= 0x80;
-        if !first_is_space || !piece.chars().all(char::is_whitespace) {
-            return false;
+    fn gpt2(&self, b: &[u8], pos: usize) -> usize {
+        if b[pos] == b'\'' {
+            if let Some(end) = contraction_end(b, pos + 1, false) {
+                return end;
+            }
         }
-        !(self.kind.line_breaks_have_own_rule() && piece.bytes().any(|c| c == b'\n' || c == b'\r'))
+        let start = if b[pos] == b' ' { pos + 1 } else { pos };
+        let (class, _) = self.classes.at(b, start);
+        for mask in [LETTER, NUMBER, OTHER] {
+            if class & mask != 0 {
+                return self.classes.skip(b, start, mask);
+            }
+        }
+        self.whitespace(b, pos)
+    }
+
+    /// `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|`
+    /// `\s++$|\s*[\r\n]|\s+(?!\S)|\s`
+    #[inline]
+    fn cl100k(&self, b: &[u8], pos: usize) -> usize {
+        let t = self.classes;
+        if b[pos] == b'\'' {
+            if let Some(end) = contraction_end(b, pos + 1, true) {
+                return end;
+            }
+        }
+        let (class, len) = t.at(b, pos);
+        if class & LETTER != 0 {
+            return t.skip(b, pos + len, LETTER);
+        }
+        // The possessive `?+` keeps a prefix character once taken, so the word must follow it.
+        if is_word_prefix(class) && t.at(b, pos + len).0 & LETTER != 0 {
+            return t.skip(b, pos + len, LETTER);
+        }
+        if class & NUMBER != 0 {
+            return self.up_to_three_numbers(b, pos);
+        }
+        let start = if b[pos] == b' ' { pos + 1 } else { pos };
+        if t.at(b, start).0 & OTHER != 0 {
+            let end = t.skip(b, start, OTHER);
+            return t.skip(b, end, NEWLINE);
+        }
+        self.whitespace(b, pos)
+    }
+
+    /// `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|`
+    /// `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|`
+    /// `\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    #[inline]
+    fn o200k(&self, b: &[u8], pos: usize) -> usize {
+        let t = self.classes;
+        let (class, len) = t.at(b, pos);
+        if class & (UPPER | LOWER) != 0 || is_word_prefix(class) {
+            if let Some(end) = self.o200k_word(b, pos, class, len) {
+                if b.get(end) == Some(&b'\'') {
+                    return contraction_end(b, end + 1, true).unwrap_or(end);
+                }
+                return end;
+            }
+        }
+        if class & NUMBER != 0 {
+            return self.up_to_three_numbers(b, pos);
+        }
+        let start = if b[pos] == b' ' { pos + 1 } else { pos };
+        if t.at(b, start).0 & OTHER != 0 {
+            let mut end = t.skip(b, start, OTHER);
+            while let Some(b'\r' | b'\n' | b'/') = b.get(end) {
+                end += 1;
+            }
+            return end;
+        }
+        self.whitespace(b, pos)
+    }
+
+    /// The end of o200k's word alternatives without their contraction, trying the backtracking
+    /// regex's paths in its order: the first alternative with the prefix character, then without,
+    /// then the second alternative with, then without. (Without the prefix differs from with it only
+    /// for a mark, which is both a prefix and a cased-class character.)
+    #[inline]
+    fn o200k_word(&self, b: &[u8], pos: usize, class: u8, len: usize) -> Option<usize> {
+        let prefixed = is_word_prefix(class);
+        let t = self.classes;
+        // `[UPPER]*[LOWER]+`: UPPER* backtracks until a LOWER character follows.
+        let first = |s: usize| -> Option<usize> {
+            let mut i = s;
+            let mut last_both = None;
+            loop {
+                let (c, n) = t.at(b, i);
+                if c & UPPER == 0 {
+                    break;
+                }
+                if c & LOWER != 0 {
+                    last_both = Some(i + n);
+                }
+                i += n;
+            }
+            if t.at(b, i).0 & LOWER != 0 {
+                return Some(t.skip(b, i, LOWER));
+            }
+            // Give back the upper run down to its last character that is also LOWER, which is then
+            // the whole `[LOWER]+` (the characters after it are not LOWER).
+            last_both
+        };
+        // `[UPPER]+[LOWER]*`
+        let second = |s: usize| -> Option<usize> {
+            let e = t.skip(b, s, UPPER);
+            (e > s).then(|| t.skip(b, e, LOWER))
+        };
+        (if prefixed { first(pos + len) } else { None })
+            .or_else(|| first(pos))
+            .or_else(|| if prefixed { second(pos + len) } else { None })
+            .or_else(|| second(pos))
+    }
+
+    /// `\p{N}{1,3}`
+    #[inline]
+    fn up_to_three_numbers(&self, b: &[u8], pos: usize) -> usize {
+        let mut end = pos;
+        for _ in 0..3 {
+            let (class, len) = self.classes.at(b, end);
+            if class & NUMBER == 0 {
+                break;
+            }
+            end += len;
+        }
+        end
+    }
+
+    /// The whitespace alternatives, for a whitespace run starting at `pos`:
+    /// - `\s++$` (GPT-2, cl100k, first): a run that ends the text is one piece;
+    /// - `\s*[\r\n]` (cl100k) and `\s*[\r\n]+` (o200k, before the end-of-text rule): a run with a line
+    ///   break ends after its last line break;
+    /// - `\s+(?!\S)`: a longer run followed by text gives its last character to the next piece;
+    /// - `\s` or `\s+`: a single character.
+    #[inline]
+    fn whitespace(&self, b: &[u8], pos: usize) -> usize {
+        let mut end = pos;
+        let mut last_start = pos;
+        let mut after_break = None;
+        loop {
+            let (class, len) = self.classes.at(b, end);
+            if class & SPACE == 0 {
+                break;
+            }
+            if class & NEWLINE != 0 {
+                after_break = Some(end + 1);
+            }
+            last_start = end;
+            end += len;
+        }
+        let at_text_end = end == b.len();
+        match (self.kind, after_break) {
+            (PatternKind::O200k, Some(after_break)) => after_break,
+            _ if at_text_end => end,
+            (PatternKind::Cl100k, Some(after_break)) => after_break,
+            _ if last_start > pos => last_start,
+            _ => end,
+        }
     }
 }
 
@@ -147,28 +402,27 @@ mod tests {
     use super::*;
     use fancy_regex::Regex as Reference;
 
+    const KINDS: [PatternKind; 3] = [PatternKind::Gpt2, PatternKind::Cl100k, PatternKind::O200k];
+
     fn reference_pieces(kind: PatternKind, text: &str) -> Vec<String> {
         thread_local! {
-            static COMPILED: Vec<Reference> = [PatternKind::Gpt2, PatternKind::Cl100k, PatternKind::O200k]
-                .iter()
-                .map(|k| Reference::new(k.reference_pattern()).unwrap())
-                .collect();
+            static COMPILED: Vec<Reference> =
+                KINDS.iter().map(|k| Reference::new(k.reference_pattern()).unwrap()).collect();
         }
         let index = kind as usize;
         COMPILED.with(|c| c[index].find_iter(text).map(|m| m.unwrap().as_str().to_string()).collect())
     }
 
     fn pieces(kind: PatternKind, text: &str) -> Vec<String> {
-        thread_local! {
-            static COMPILED: Vec<Pretokenizer> =
-                [PatternKind::Gpt2, PatternKind::Cl100k, PatternKind::O200k].into_iter().map(Pretokenizer::new).collect();
-        }
         let mut out = Vec::new();
-        COMPILED.with(|c| {
-            let pretokenizer = &c[kind as usize];
-            pretokenizer.for_each(&mut pretokenizer.cache(), text, |p| out.push(p.to_string()))
-        });
+        Pretokenizer::new(kind).for_each(text, |p| out.push(p.to_string()));
         out
+    }
+
+    fn assert_matches_reference(text: &str) {
+        for kind in KINDS {
+            assert_eq!(pieces(kind, text), reference_pieces(kind, text), "{kind:?} on {text:?}");
+        }
     }
 
     const SAMPLES: &[&str] = &[
@@ -186,35 +440,159 @@ mod tests {
         "\n",
         " \n ",
         "x \t y",
+        "Iſ 'ſ 'Ll 'lL x'Ve x'RE ǅemo ʰa ABCʰDE ABC\u{301}DE \u{301}ABC \u{301}abc",
+        ".\n/\r\n/x ./ \u{301}\u{302} x\u{301}'s",
     ];
 
     #[test]
     fn matches_reference_patterns() {
-        for kind in [PatternKind::Gpt2, PatternKind::Cl100k, PatternKind::O200k] {
-            for text in SAMPLES {
-                assert_eq!(pieces(kind, text), reference_pieces(kind, text), "{kind:?} on {text:?}");
-            }
+        for text in SAMPLES {
+            assert_matches_reference(text);
+        }
+    }
+
+    /// Every string of length 1..=`max_len` over `alphabet`.
+    fn all_strings(alphabet: &[&str], max_len: usize, mut check: impl FnMut(&str)) {
+        let mut texts = vec![String::new()];
+        for _ in 0..max_len {
+            texts = texts.iter().flat_map(|t| alphabet.iter().map(move |a| format!("{t}{a}"))).collect();
+            texts.iter().for_each(|t| check(t));
         }
     }
 
     #[test]
     fn matches_reference_on_whitespace_combinations() {
-        // Every string of length <= 4 over a small alphabet of spaces, breaks and letters.
-        let alphabet = [" ", "\n", "\r", "\t", "a", "1", ".", "\u{a0}", "'"];
-        let mut texts = vec![String::new()];
-        for _ in 0..4 {
-            let mut next = Vec::new();
-            for t in &texts {
-                for a in alphabet {
-                    next.push(format!("{t}{a}"));
+        let alphabet = [" ", "\n", "\r", "\t", "a", "1", ".", "\u{a0}", "'", "\u{2028}"];
+        all_strings(&alphabet, 4, assert_matches_reference);
+    }
+
+    #[test]
+    fn matches_reference_on_letter_class_combinations() {
+        // Upper (Lu, Lt), lower (Ll), both (Lm, Lo, Mn), a number, an apostrophe and contraction
+        // letters in both cases, a prefix character, a slash, a space and a line break.
+        let alphabet = ["A", "ǅ", "b", "ʰ", "中", "\u{301}", "٣", "'", "s", "L", "ſ", "/", " ", "\n"];
+        all_strings(&alphabet, 4, assert_matches_reference);
+    }
+
+    #[test]
+    fn matches_reference_on_random_text() {
+        // Adversarial pieces and random code points of every plane, stuck together at random.
+        let pieces = [
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\r\n",
+            "\r",
+            "\u{a0}",
+            "\u{3000}",
+            "\u{2028}",
+            "\u{200b}",
+            "\u{0b}",
+            "\u{0c}",
+            "\u{85}",
+            "\u{feff}",
+            "深度学习",
+            "สวัสดีครับ",
+            "น้ำ",
+            "नमस्ते",
+            "ـعربيـ",
+            "שָׁלוֹם",
+            "👩‍👩‍👧‍👦",
+            "🏳️‍🌈",
+            "👍🏽",
+            "🇩🇪",
+            "e\u{301}",
+            "İ",
+            "ǅ",
+            "ﬁ",
+            "Ⅻ",
+            "²",
+            "½",
+            "١٢٣٤",
+            "𝟘𝟙𝟚",
+            "0123456789",
+            "'s",
+            "'S",
+            "'ſ",
+            "'t",
+            "'Re",
+            "'vE",
+            "'M",
+            "'lL",
+            "'D",
+            "don't",
+            "DON'T",
+            "camelCase",
+            "McDonald",
+            "<|endoftext|>",
+            "a/b",
+            "//",
+            "./\n",
+            "...",
+            "\\n",
+            "\u{0}",
+            "\u{7f}",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut random = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..random(24) + 1 {
+                match random(3) {
+                    0 => {
+                        let limit = [0x80, 0x800, 0x1_0000, 0x11_0000][random(4)];
+                        text.extend(char::from_u32(random(limit) as u32));
+                    }
+                    _ => text += pieces[random(pieces.len())],
                 }
             }
-            for kind in [PatternKind::Gpt2, PatternKind::Cl100k, PatternKind::O200k] {
-                for t in &next {
-                    assert_eq!(pieces(kind, t), reference_pieces(kind, t), "{kind:?} on {t:?}");
+            assert_matches_reference(&text);
+        }
+    }
+
+    #[test]
+    fn class_table_matches_the_class_ranges() {
+        let table = ClassTable::get();
+        let ranges: Vec<(u8, Vec<(u32, u32)>)> =
+            CLASS_SYNTAX.iter().map(|&(bit, syntax)| (bit, class_ranges(syntax))).collect();
+        let mut buf = [0u8; 4];
+        for c in (0..=0x10_FFFF).filter_map(char::from_u32) {
+            let mut expected = 0;
+            for (bit, ranges) in &ranges {
+                let after = ranges.partition_point(|&(start, _)| start <= c as u32);
+                if after > 0 && ranges[after - 1].1 >= c as u32 {
+                    expected |= bit;
                 }
             }
-            texts = next;
+            if expected & (LETTER | NUMBER | SPACE) == 0 {
+                expected |= OTHER;
+            }
+            if c == '\r' || c == '\n' {
+                expected |= NEWLINE;
+            }
+            assert_eq!(table.at(c.encode_utf8(&mut buf).as_bytes(), 0), (expected, c.len_utf8()), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn case_insensitive_contraction_letters_are_the_regex_ones() {
+        // Of the contraction letters only `s` has a case variant beyond ASCII (ſ); the regex agrees.
+        for letter in "sdmtlvre".chars() {
+            let folded: Vec<char> = class_ranges(&format!("(?i:{letter})"))
+                .into_iter()
+                .flat_map(|(s, e)| (s..=e).filter_map(char::from_u32))
+                .collect();
+            let mut expected = vec![letter.to_ascii_uppercase(), letter];
+            if letter == 's' {
+                expected.push('ſ');
+            }
+            assert_eq!(folded, expected, "(?i:{letter})");
         }
     }
 }
