@@ -8,10 +8,10 @@
 //! use, looked up through a two-level table with an ASCII shortcut. Differential tests below, in
 //! `tests/` and in the `pretokenize` fuzz target compare the result with the original patterns.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use regex_syntax::hir::{Class, HirKind};
+use rustc_hash::FxHashMap;
 
 /// Pattern family of an OpenAI encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +116,7 @@ impl ClassTable {
         flags[b'\r' as usize] |= NEWLINE;
         flags[b'\n' as usize] |= NEWLINE;
         let mut leaves: Vec<[u8; LEAF]> = Vec::new();
-        let mut seen: HashMap<[u8; LEAF], u16> = HashMap::new();
+        let mut seen: FxHashMap<[u8; LEAF], u16> = FxHashMap::default();
         let blocks = flags
             .chunks(LEAF)
             .map(|chunk| {
