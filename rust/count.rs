@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::error::Error;
 use crate::pipeline::{run, Event, Kernel, RunOptions};
+use crate::quick_texts;
 use crate::reader::{LinesChunk, Source};
 use crate::record::{codes, parse_line, Parsed, Problem, TextSpec};
 use crate::tokenizer::{Counter, Encoding};
@@ -136,31 +137,47 @@ impl Kernel for CountKernel<'_> {
                 tokens: 0,
                 status: LineStatus::Counted,
             };
-            row.status = match parse_line(line, bytes) {
-                Parsed::Blank => LineStatus::Blank,
-                Parsed::Invalid(problem) => LineStatus::Invalid(problem),
-                Parsed::Record(record) => {
-                    let mut failure = None;
-                    let found = self.options.text.for_each_text(&record, |text| {
-                        row.text_bytes += text.len() as u64;
-                        match counter.count(text) {
-                            Ok(n) => row.tokens += n,
-                            Err(e) => failure = Some(Problem::new(codes::TOKENIZER_FAILED, e.to_string())),
-                        }
-                    });
-                    match found.err().or(failure) {
-                        None => LineStatus::Counted,
-                        Some(problem) => {
-                            row.tokens = 0;
-                            row.text_bytes = 0;
-                            LineStatus::Invalid(problem)
-                        }
+            // Most lines are records with texts: read those without building the record.
+            row.status = match quick_texts::line_texts(line, bytes, &self.options.text) {
+                Some(texts) => count_texts(counter, &mut row, |f| {
+                    texts.iter().for_each(|text| f(text));
+                    Ok(())
+                }),
+                None => match parse_line(line, bytes) {
+                    Parsed::Blank => LineStatus::Blank,
+                    Parsed::Invalid(problem) => LineStatus::Invalid(problem),
+                    Parsed::Record(record) => {
+                        count_texts(counter, &mut row, |f| self.options.text.for_each_text(&record, f))
                     }
-                }
+                },
             };
             out.push(row);
         });
         out
+    }
+}
+
+/// Counts the texts that `for_each_text` gives into `row`: the line's status.
+fn count_texts(
+    counter: &mut Counter,
+    row: &mut LineCount,
+    for_each_text: impl FnOnce(&mut dyn FnMut(&str)) -> Result<(), Problem>,
+) -> LineStatus {
+    let mut failure = None;
+    let found = for_each_text(&mut |text| {
+        row.text_bytes += text.len() as u64;
+        match counter.count(text) {
+            Ok(n) => row.tokens += n,
+            Err(e) => failure = Some(Problem::new(codes::TOKENIZER_FAILED, e.to_string())),
+        }
+    });
+    match found.err().or(failure) {
+        None => LineStatus::Counted,
+        Some(problem) => {
+            row.tokens = 0;
+            row.text_bytes = 0;
+            LineStatus::Invalid(problem)
+        }
     }
 }
 

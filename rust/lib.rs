@@ -13,6 +13,7 @@ pub mod error;
 pub mod interned;
 pub mod output;
 pub mod pipeline;
+pub mod quick_texts;
 pub mod reader;
 pub mod record;
 pub mod scan;

@@ -48,7 +48,7 @@ pub enum Parsed {
     Record(serde_json::Map<String, Value>),
 }
 
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The deepest nesting of arrays and objects a line may have: serde_json's recursion limit, which
 /// keeps parsing (and dropping) a value off the end of the stack whatever the input.

@@ -1,5 +1,6 @@
 //! The record parser and validator: any bytes get a verdict, records are audited and counted, and a
 //! record is exactly what serde_json reads (the parser only refuses more: duplicate keys, late BOMs).
+//! `count`'s fast path gives the texts of exactly the records whose texts `TextSpec::Auto` finds.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -7,6 +8,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use tokenlens::audit::{audit_record, AuditOptions};
+use tokenlens::quick_texts::line_texts;
 use tokenlens::record::{codes, parse_line, Parsed, TextSpec};
 use tokenlens::tokenizer::Encoding;
 
@@ -20,6 +22,9 @@ fuzz_target!(|data: &[u8]| {
     let line_number = u64::from(first % 3) + 1;
     let without_bom = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     let serde: Option<Value> = serde_json::from_slice(without_bom).ok();
+    let quick: Option<Vec<String>> =
+        line_texts(line_number, line, &TextSpec::Auto).map(|t| t.into_iter().map(String::from).collect());
+    let mut texts = None;
     match parse_line(line_number, line) {
         Parsed::Blank => assert!(without_bom.iter().all(u8::is_ascii_whitespace)),
         Parsed::Invalid(problem) => {
@@ -37,9 +42,16 @@ fuzz_target!(|data: &[u8]| {
             let mut counter = encoding().counter(false);
             let audit = audit_record(&record, &AuditOptions::default(), &mut counter);
             assert!(audit.trainable_tokens <= audit.total_tokens);
-            let _ = TextSpec::Auto.for_each_text(&record, |text| {
+            let mut found = Vec::new();
+            let spec = TextSpec::Auto.for_each_text(&record, |text| {
                 counter.count(text).expect("tiktoken counts any text");
+                found.push(text.to_string());
             });
+            texts = spec.ok().map(|()| found);
         }
+    }
+    // The fast path leaves objects of over 64 keys to the slow one; such an object takes over 300 bytes.
+    if quick.is_some() || data.len() < 300 {
+        assert_eq!(quick, texts, "count's fast path differs from parse_line and for_each_text");
     }
 });
