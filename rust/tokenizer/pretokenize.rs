@@ -153,6 +153,14 @@ impl ClassTable {
     /// The end of the run of characters with any class of `mask` that starts at `i`.
     #[inline(always)]
     fn skip(&self, b: &[u8], mut i: usize, mask: u8) -> usize {
+        if mask == LETTER || mask == LOWER {
+            // Words are mostly ASCII: take their letters 8 at a time; where a non-ASCII character
+            // stops that, go on one character at a time.
+            i = ascii_letters_end(b, i, mask == LOWER);
+            if b.get(i).is_some_and(u8::is_ascii) {
+                return i;
+            }
+        }
         loop {
             let (class, len) = self.at(b, i);
             if class & mask == 0 {
@@ -161,6 +169,37 @@ impl ClassTable {
             i += len;
         }
     }
+}
+
+/// The end of the ASCII letters (`[a-z]` only, with `lowercase`) from `i`, read 8 bytes at a time; the
+/// byte there (if any) is not one, but may start a non-ASCII letter. `[A-Za-z]` and `[a-z]` are all
+/// of `\p{L}` and of o200k's lower class in ASCII.
+#[inline(always)]
+fn ascii_letters_end(b: &[u8], mut i: usize, lowercase: bool) -> usize {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        // Per byte, for an ASCII byte (which leaves no carry to the next): the high bit of `at_least_a`
+        // says `y >= b'a'`, that of `past_z` says `y > b'z'`. A non-ASCII byte may carry into the
+        // bytes after it, which are not looked at: it is itself not a letter here.
+        let y = if lowercase { x } else { x | 0x2020_2020_2020_2020 };
+        let at_least_a = y.wrapping_add(0x1F1F_1F1F_1F1F_1F1F);
+        let past_z = y.wrapping_add(0x0505_0505_0505_0505);
+        let letters = at_least_a & !past_z & !x & HIGH;
+        if letters != HIGH {
+            return i + ((!letters & HIGH).trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    // The last few bytes, one at a time.
+    while let Some(&c) = b.get(i) {
+        let letter = if lowercase { c.is_ascii_lowercase() } else { c.is_ascii_alphabetic() };
+        if !letter {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// `[^\r\n\p{L}\p{N}]`, the optional character before a word.
@@ -442,6 +481,7 @@ mod tests {
         "x \t y",
         "Iſ 'ſ 'Ll 'lL x'Ve x'RE ǅemo ʰa ABCʰDE ABC\u{301}DE \u{301}ABC \u{301}abc",
         ".\n/\r\n/x ./ \u{301}\u{302} x\u{301}'s",
+        "Internationalization ABCDEFGHIJKLmnopqrstuvwxyzé naïvetéabcdefgh xxxxxxxxé'sss aaaaaaaa\u{301}bbbbbbbbb",
     ];
 
     #[test]
@@ -577,6 +617,30 @@ mod tests {
                 expected |= NEWLINE;
             }
             assert_eq!(table.at(c.encode_utf8(&mut buf).as_bytes(), 0), (expected, c.len_utf8()), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn ascii_letter_runs_match_the_class_table() {
+        // Runs of every length at every offset, ended by each kind of byte, against one character at
+        // a time through the table.
+        let table = ClassTable::get();
+        let enders = ["", " ", "@", "[", "`", "{", "1", "é", "Z", "z", "\u{7f}", "中"];
+        for len in 0..20 {
+            for ender in enders {
+                for start in 0..3 {
+                    let text = format!("{}{}{ender}xY", &"-.".repeat(2)[..start], &"aBzZmQ".repeat(4)[..len]);
+                    let b = text.as_bytes();
+                    for (mask, lowercase) in [(LETTER, false), (LOWER, true)] {
+                        let mut expected = start;
+                        while b.get(expected).is_some_and(u8::is_ascii) && table.at(b, expected).0 & mask != 0
+                        {
+                            expected += 1;
+                        }
+                        assert_eq!(ascii_letters_end(b, start, lowercase), expected, "{text:?} {mask}");
+                    }
+                }
+            }
         }
     }
 
