@@ -2,6 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::Range;
 
 use rustc_hash::FxHashMap;
 
@@ -18,6 +19,27 @@ pub fn short_key(bytes: &[u8]) -> u128 {
     buf[..bytes.len()].copy_from_slice(bytes);
     buf[15] = bytes.len() as u8;
     u128::from_le_bytes(buf)
+}
+
+/// [`short_key`] of `text[range]`, read with whole 8-byte loads from `text` (mostly longer than the
+/// piece) instead of a copy of variable length.
+#[inline]
+pub fn short_key_in(text: &[u8], range: Range<usize>) -> u128 {
+    let (start, end) = (range.start, range.end);
+    let n = end - start;
+    debug_assert!(0 < n && n <= SHORT_KEY_MAX_LEN);
+    let word = |at: usize| u64::from_le_bytes(text[at..at + 8].try_into().expect("8 bytes"));
+    let value = if n >= 8 {
+        // The first and the last 8 bytes; where they overlap, they hold the same bytes.
+        word(start) as u128 | (word(end - 8) as u128) << (8 * (n - 8))
+    } else if start + 8 <= text.len() {
+        (word(start) & (u64::MAX >> (8 * (8 - n)))) as u128
+    } else if end >= 8 {
+        (word(end - 8) >> (8 * (8 - n))) as u128
+    } else {
+        return short_key(&text[range]);
+    };
+    value | (n as u128) << 120
 }
 
 /// Vocabulary of a tiktoken encoding: byte sequence -> rank (which is also the token id). Short
@@ -230,6 +252,23 @@ mod tests {
                 })
                 .collect();
             assert_eq!(merge_by_scan(&ranks, &piece), merge_with_heap(&ranks, &piece), "{piece:?}");
+        }
+    }
+
+    #[test]
+    fn short_keys_read_in_place_equal_copied_ones() {
+        let text: Vec<u8> = (0..24u8).map(|b| b.wrapping_mul(97) | 1).collect();
+        for len in 1..=text.len() {
+            for start in 0..len {
+                for end in start + 1..=len.min(start + SHORT_KEY_MAX_LEN) {
+                    let text = &text[..len];
+                    assert_eq!(
+                        short_key_in(text, start..end),
+                        short_key(&text[start..end]),
+                        "{len} {start}..{end}"
+                    );
+                }
+            }
         }
     }
 

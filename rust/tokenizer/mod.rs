@@ -4,6 +4,7 @@
 mod bpe;
 mod pretokenize;
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -142,8 +143,8 @@ impl Encoding {
                 t.for_each_segment(text, special_tokens, |segment| match segment {
                     Segment::Special(rank) => ids.push(rank),
                     Segment::Ordinary(text) => {
-                        t.pretokenizer.for_each(text, |piece| {
-                            let piece = piece.as_bytes();
+                        t.pretokenizer.for_each(text, |r| {
+                            let piece = &text.as_bytes()[r];
                             if let Some(rank) = t.ranks.get(piece) {
                                 ids.push(rank);
                             } else {
@@ -233,9 +234,9 @@ impl Counter {
                 let cache = &mut self.cache;
                 t.for_each_segment(text, self.special_tokens, |segment| match segment {
                     Segment::Special(_) => total += 1,
-                    Segment::Ordinary(text) => t
-                        .pretokenizer
-                        .for_each(text, |piece| total += count_piece(t, cache, piece.as_bytes())),
+                    Segment::Ordinary(text) => {
+                        t.pretokenizer.for_each(text, |r| total += count_piece(t, cache, text.as_bytes(), r))
+                    }
                 });
                 Ok(total)
             }
@@ -275,11 +276,13 @@ fn hot_slot(key: u128) -> usize {
     (mixed >> (64 - HOT_SLOTS_BITS)) as usize
 }
 
+/// The token count of the piece `text[range]`.
 #[inline]
-fn count_piece(t: &Tiktoken, cache: &mut PieceCounts, piece: &[u8]) -> u64 {
+fn count_piece(t: &Tiktoken, cache: &mut PieceCounts, text: &[u8], range: Range<usize>) -> u64 {
+    let piece = &text[range.clone()];
     let merge = || bpe::merge_boundaries(&t.ranks, piece).len() as u32 - 1;
     if piece.len() <= bpe::SHORT_KEY_MAX_LEN {
-        let key = bpe::short_key(piece);
+        let key = bpe::short_key_in(text, range);
         let slot = &mut cache.hot[hot_slot(key)];
         if slot.0 == key {
             return slot.1.into();

@@ -8,6 +8,7 @@
 //! use, looked up through a two-level table with an ASCII shortcut. Differential tests below, in
 //! `tests/` and in the `pretokenize` fuzz target compare the result with the original patterns.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use regex_syntax::hir::{Class, HirKind};
@@ -256,9 +257,9 @@ impl Pretokenizer {
         self.kind
     }
 
-    /// Calls `f` with every pre-token of `text`, in order; the pieces concatenate to `text`.
+    /// Calls `f` with the byte range of every pre-token of `text`, in order; the ranges cover `text`.
     #[inline]
-    pub fn for_each<'t>(&self, text: &'t str, mut f: impl FnMut(&'t str)) {
+    pub fn for_each(&self, text: &str, mut f: impl FnMut(Range<usize>)) {
         let b = text.as_bytes();
         let mut pos = 0;
         while pos < b.len() {
@@ -268,7 +269,7 @@ impl Pretokenizer {
                 PatternKind::O200k => self.o200k(b, pos),
             };
             debug_assert!(end > pos && text.is_char_boundary(end));
-            f(&text[pos..end]);
+            f(pos..end);
             pos = end;
         }
     }
@@ -454,7 +455,7 @@ mod tests {
 
     fn pieces(kind: PatternKind, text: &str) -> Vec<String> {
         let mut out = Vec::new();
-        Pretokenizer::new(kind).for_each(text, |p| out.push(p.to_string()));
+        Pretokenizer::new(kind).for_each(text, |r| out.push(text[r].to_string()));
         out
     }
 
