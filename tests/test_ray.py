@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import zstandard
-from tokenlens import scan
+from tokenlens import InvalidInputError, scan
 from tokenlens.report import Report
 
 from tests.conftest import SAMPLE, shared_file
@@ -117,11 +117,15 @@ def test_a_ray_dataset_of_records_is_scanned_like_its_file(ray_runtime: None, in
     assert distributed.records["file"].unique().to_list() == ["t0 chat"]
 
 
-def test_ray_engine_refuses_stdin_and_unknown_engines(inputs: list[str]) -> None:
+def test_ray_engine_refuses_stdin_and_options_that_do_not_fit(inputs: list[str]) -> None:
     proc = run_cli("scan", "-", "--engine", "ray", stdin=b'{"text": "x"}\n')
     assert proc.returncode == 2 and b"not stdin" in proc.stderr
     proc = run_cli("scan", inputs[-1], "--ray-address", "auto")
     assert proc.returncode == 2 and b"--engine ray" in proc.stderr
+    with pytest.raises(InvalidInputError, match="unknown engine"):
+        scan(inputs[-1], engine="spark")
+    with pytest.raises(InvalidInputError, match="engine='ray' and no paths"):
+        scan(inputs[-1], dataset=object())
 
 
 def test_the_default_path_never_imports_ray() -> None:
