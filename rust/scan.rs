@@ -98,6 +98,14 @@ pub struct RecordRow {
     pub dedup: Option<RowDedup>,
 }
 
+impl RecordRow {
+    /// A row with no findings yet.
+    fn new(file: usize, line: u64, status: RowStatus) -> RecordRow {
+        let (line_problem, audit, other_tokens, signature, dedup) = (None, None, vec![], None, None);
+        RecordRow { file, line, status, line_problem, audit, other_tokens, signature, dedup }
+    }
+}
+
 /// Duplicate figures of one record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowDedup {
@@ -158,16 +166,7 @@ impl<'a> Kernel for ScanKernel<'a> {
         let counters = &mut worker.counters;
         let mut rows = Vec::new();
         chunk.for_each_line(|line, offset, bytes| {
-            let mut row = RecordRow {
-                file: chunk.file,
-                line,
-                status: RowStatus::Valid,
-                line_problem: None,
-                audit: None,
-                other_tokens: vec![],
-                signature: None,
-                dedup: None,
-            };
+            let mut row = RecordRow::new(chunk.file, line, RowStatus::Valid);
             let parsed = parse_line(line, bytes);
             let file = self.first_file + chunk.file;
             if !matches!(parsed, Parsed::Blank) && !in_sample(self.options.sample, file, offset) {
@@ -531,19 +530,9 @@ impl ScanState {
         *tally.errors.entry(problem.code).or_default() += 1;
         self.problems.note(Located { file, line, severity: "error", problem: problem.clone() });
         if self.keep_records {
-            let status = RowStatus::Invalid;
-            let line_problem = Some(problem);
-            let (audit, other_tokens, signature, dedup) = (None, vec![], None, None);
-            self.records.push(RecordRow {
-                file,
-                line,
-                status,
-                line_problem,
-                audit,
-                other_tokens,
-                signature,
-                dedup,
-            });
+            let mut row = RecordRow::new(file, line, RowStatus::Invalid);
+            row.line_problem = Some(problem);
+            self.records.push(row);
         }
     }
 

@@ -64,7 +64,7 @@ class Result:
         return self.megabytes / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _words(encoding: str, rng: random.Random) -> tuple[list[str], list[float]]:
+def _words(encoding: str) -> tuple[list[str], list[float]]:
     """Word tokens (" word") of the encoding in rank order, with Zipf-like cumulative weights."""
     ranks = _core.Encoding(encoding).tiktoken_ranks()
     if ranks is None:
@@ -99,7 +99,7 @@ def _sentence(rng: random.Random, words: list[str], cumulative: list[float]) -> 
 def generate_corpus(path: Path, megabytes: int, encoding: str = "cl100k_base", seed: int = 0) -> Path:
     """Writes about `megabytes` MB of JSONL records to `path` (see the module's doc)."""
     rng = random.Random(seed)
-    words, cumulative = _words(encoding, rng)
+    words, cumulative = _words(encoding)
     pool = [_sentence(rng, words, cumulative) for _ in range(POOL_SENTENCES)]
 
     def text(sentences: int) -> str:
