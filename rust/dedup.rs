@@ -52,13 +52,15 @@
 //! and 36 bytes of integers (its length, its first identical record, its file and line), plus the
 //! exact-hash map (32 to 64 bytes per distinct text) until [`DedupIndex::finish`]. `finish` sorts the
 //! band keys band by band (16 bytes a record, one band at a time) into groups of records sharing a
-//! key, drops the band keys and the map, and asks the caller for the signatures of the candidate
-//! records only: [`dedup()`] reads its input a second time for them (parsing only the candidates).
-//! A candidate's signature is kept as 16-bit values (b-bit MinHash: the chance, 2^-16, that two
-//! different minima agree in 16 bits is corrected for), `2 * num_perm` = 224 bytes. The results
-//! take about 130 bytes a record. So a 2 GB file of 1 KB records (2 M records) needs about 400 MB
-//! in the first pass and at most about 600 MB in the second even if every record were a candidate;
-//! records of a few hundred bytes still fit 1 GB.
+//! key, drops the band keys and the map, and needs the signatures of the candidate records only.
+//! A signature is kept as 16-bit values (b-bit MinHash: the chance, 2^-16, that two different
+//! minima agree in 16 bits is corrected for), `2 * num_perm` = 224 bytes. While the signatures of
+//! all the records in the LSH index fit [`DedupConfig::held_signature_bytes`] (64 MiB by default,
+//! about 300,000 records), the first pass keeps them and the input is read once; past that it drops
+//! them all, and [`dedup()`] reads its input a second time for the candidates' signatures (parsing
+//! only the candidates). The results take about 130 bytes a record. So a 2 GB file of 1 KB records
+//! (2 M records) needs about 400 MB in the first pass and at most about 600 MB in the second even if
+//! every record were a candidate; records of a few hundred bytes still fit 1 GB.
 //!
 //! Every candidate pair is *verified* before it is joined: the Jaccard similarity estimated from
 //! the full `num_perm` signature values must reach `threshold` (with 112 values the estimate's
@@ -146,11 +148,22 @@ pub struct DedupConfig {
     /// Estimated Jaccard similarity that a candidate pair must reach to be joined.
     pub threshold: f64,
     pub keep: Keep,
+    /// Memory the first pass may spend keeping the records' signatures, so that the candidates need
+    /// not be read again (see the module docs).
+    pub held_signature_bytes: usize,
 }
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        DedupConfig { ngram: 5, num_perm: 112, bands: 14, rows: 8, threshold: 0.8, keep: Keep::First }
+        DedupConfig {
+            ngram: 5,
+            num_perm: 112,
+            bands: 14,
+            rows: 8,
+            threshold: 0.8,
+            keep: Keep::First,
+            held_signature_bytes: 64 << 20,
+        }
     }
 }
 
@@ -439,6 +452,10 @@ pub struct RecordSignature {
     pub bands: Vec<u64>,
     /// Characters (Unicode scalar values) of the record's text.
     pub n_chars: u64,
+    /// The full MinHash signature as 16-bit values, for the local collector to keep; empty when the
+    /// text has no words, and never sent from a shard.
+    #[serde(skip)]
+    pub minhash: Vec<u16>,
 }
 
 /// Per-thread signing state: the densification probes and scratch buffers.
@@ -449,8 +466,7 @@ pub struct Signer {
     scratch: WordScratch,
     words: Vec<u64>,
     shingles: Vec<u64>,
-    /// Per bin, the smallest rank of its shingles ([`EMPTY_BIN`] when it has none).
-    bins: Vec<u64>,
+    bins: BinScratch,
     mins: Vec<u32>,
 }
 
@@ -463,7 +479,7 @@ impl Signer {
             scratch: WordScratch::default(),
             words: Vec::new(),
             shingles: Vec::new(),
-            bins: Vec::new(),
+            bins: BinScratch::default(),
             mins: vec![0; config.num_perm],
         }
     }
@@ -480,6 +496,7 @@ impl Signer {
             sig.bands = (0..self.config.bands)
                 .map(|band| band_key(band, &self.mins[band * rows..(band + 1) * rows]))
                 .collect();
+            sig.minhash = self.mins.iter().map(|&m| m as u16).collect();
         }
         sig
     }
@@ -512,6 +529,7 @@ pub fn exact_signature(text: &str) -> RecordSignature {
         exact: xxh3_128(text.as_bytes()),
         bands: Vec::new(),
         n_chars: text.chars().count() as u64,
+        minhash: Vec::new(),
     }
 }
 
@@ -558,24 +576,49 @@ fn probe_sequences(k: usize) -> Vec<Probe> {
     (0..k).map(|_| Probe { start: next(), step: next() | 1 }).collect()
 }
 
+/// Scratch buffers of [`one_permutation_minhash`].
+#[derive(Clone, Debug, Default)]
+struct BinScratch {
+    /// Per bin, the smallest rank of its shingles ([`EMPTY_BIN`] when it has none).
+    bins: Vec<u64>,
+    /// The bins still looking for a value, with the position their probe sequence has reached.
+    pending: Vec<(u32, u64)>,
+}
+
 /// One-permutation MinHash with optimal densification (see the module docs): `mins[i]` is the
 /// smallest rank among the shingles of bin `i` or, when there are none, the value of the first
 /// non-empty bin of bin `i`'s probe sequence. `shingles` must not be empty.
-fn one_permutation_minhash(shingles: &[u64], probes: &[Probe], bins: &mut Vec<u64>, mins: &mut [u32]) {
+///
+/// The empty bins probe in rounds, one step each per round, and the ones that found a value leave
+/// the pending list without a branch: probing bin by bin until each finds one mispredicts at the
+/// end of nearly every sequence.
+fn one_permutation_minhash(shingles: &[u64], probes: &[Probe], scratch: &mut BinScratch, mins: &mut [u32]) {
     let k = mins.len();
+    let BinScratch { bins, pending } = scratch;
     bins.clear();
     bins.resize(k, EMPTY_BIN);
     for &h in shingles {
         let bin = &mut bins[bin_of(h, k)];
         *bin = (*bin).min(h & 0xFFFF_FFFF);
     }
-    for ((m, &own), probe) in mins.iter_mut().zip(bins.iter()).zip(probes) {
-        let (mut value, mut at) = (own, probe.start);
-        while value == EMPTY_BIN {
-            at = at.wrapping_add(probe.step);
-            value = bins[bin_of(at, k)];
+    pending.resize(k, (0, 0));
+    let mut n_pending = 0;
+    for (i, ((m, &own), probe)) in mins.iter_mut().zip(bins.iter()).zip(probes).enumerate() {
+        *m = own as u32;
+        pending[n_pending] = (i as u32, probe.start);
+        n_pending += usize::from(own == EMPTY_BIN);
+    }
+    while n_pending > 0 {
+        let mut still = 0;
+        for j in 0..n_pending {
+            let (i, at) = pending[j];
+            let at = at.wrapping_add(probes[i as usize].step);
+            let value = bins[bin_of(at, k)];
+            mins[i as usize] = value as u32;
+            pending[still] = (i, at);
+            still += usize::from(value == EMPTY_BIN);
         }
-        *m = value as u32;
+        n_pending = still;
     }
 }
 
@@ -602,6 +645,9 @@ pub struct DedupIndex {
     /// Records in the LSH index (distinct texts with words), ascending, and their band keys.
     lsh_records: Vec<u32>,
     keys: Vec<u64>,
+    /// The signatures of the `lsh_records` (`num_perm` values each) while they fit
+    /// `config.held_signature_bytes`; `None` once they do not, or once a record came without one.
+    held: Option<Vec<u16>>,
 }
 
 const NONE: u64 = u64::MAX;
@@ -616,6 +662,7 @@ impl DedupIndex {
             n_chars: Vec::new(),
             lsh_records: Vec::new(),
             keys: Vec::new(),
+            held: Some(Vec::new()),
         }
     }
 
@@ -634,8 +681,26 @@ impl DedupIndex {
             assert_eq!(sig.bands.len(), self.config.bands, "band count differs from the configuration");
             self.lsh_records.push(index as u32);
             self.keys.extend_from_slice(&sig.bands);
+            self.hold(&sig.minhash);
         }
         index
+    }
+
+    /// Keeps the signature of the record just added to the LSH index, or gives up keeping any.
+    fn hold(&mut self, minhash: &[u16]) {
+        let Some(held) = &mut self.held else { return };
+        let num_perm = self.config.num_perm;
+        let limit = self.config.held_signature_bytes / 2;
+        if minhash.len() != num_perm || held.len() + num_perm > limit {
+            self.held = None;
+            return;
+        }
+        if held.len() + num_perm > held.capacity() {
+            // Grow by doubling, but never past the limit.
+            let want = (2 * held.capacity()).max(1024 * num_perm).min(limit);
+            held.reserve_exact(want.max(held.len() + num_perm) - held.len());
+        }
+        held.extend_from_slice(minhash);
     }
 
     /// Records added so far.
@@ -647,14 +712,14 @@ impl DedupIndex {
         self.exact_of.is_empty()
     }
 
-    /// Clusters the records. `fetch` is given the candidate records ([`CandidateSignatures::records`])
-    /// and sets the MinHash signature of each ([`CandidateSignatures::set`]); a candidate left
-    /// unset is joined with nothing.
+    /// Clusters the records. When the first pass could not keep every signature, `fetch` is given
+    /// the candidate records ([`CandidateSignatures::records`]) and sets the MinHash signature of
+    /// each ([`CandidateSignatures::set`]); a candidate left unset is joined with nothing.
     pub fn finish<E>(
         self,
         fetch: impl FnOnce(&mut CandidateSignatures) -> Result<(), E>,
     ) -> Result<DedupResult, E> {
-        let DedupIndex { config, first_of, exact_of, n_chars, lsh_records, keys } = self;
+        let DedupIndex { config, first_of, exact_of, n_chars, lsh_records, keys, held } = self;
         drop(first_of);
         let n = exact_of.len();
 
@@ -680,13 +745,24 @@ impl DedupIndex {
         drop(by_key);
         drop(seen_groups);
         drop(keys);
-        drop(lsh_records);
 
         let mut candidates: Vec<u64> = group_members.iter().map(|&r| u64::from(r)).collect();
         candidates.sort_unstable();
         candidates.dedup();
         let mut sigs = CandidateSignatures::new(candidates, config.num_perm);
-        fetch(&mut sigs)?;
+        match held {
+            // Every candidate is in the LSH index: walk both ascending lists.
+            Some(held) => {
+                let mut at = 0;
+                for pos in 0..sigs.records.len() {
+                    at += lsh_records[at..].partition_point(|&r| u64::from(r) < sigs.records[pos]);
+                    sigs.store(pos, held[at * config.num_perm..(at + 1) * config.num_perm].iter().copied());
+                }
+            }
+            None => fetch(&mut sigs)?,
+        }
+        drop(lsh_records);
+        let near_searched = sigs.missing() == 0;
 
         // Verify pairs within groups; join the similar ones.
         let num_perm = config.num_perm;
@@ -761,6 +837,7 @@ impl DedupIndex {
         let mut records = Vec::with_capacity(n);
         let mut summary = DedupSummary {
             records: n as u64,
+            near_searched,
             candidates: candidates.len() as u64,
             pairs_compared,
             pairs_joined,
@@ -844,15 +921,20 @@ impl CandidateSignatures {
         if minhash.len() != self.num_perm {
             return false;
         }
+        self.store(pos, minhash.iter().map(|&v| v as u16));
+        true
+    }
+
+    /// Stores the 16-bit signature (`num_perm` values) of the candidate at `pos`.
+    fn store(&mut self, pos: usize, values: impl IntoIterator<Item = u16>) {
         let out = &mut self.values[pos * self.num_perm..(pos + 1) * self.num_perm];
-        for (o, &v) in out.iter_mut().zip(minhash) {
-            *o = v as u16;
+        for (o, v) in out.iter_mut().zip(values) {
+            *o = v;
         }
         if !self.set[pos] {
             self.set[pos] = true;
             self.missing -= 1;
         }
-        true
     }
 
     fn position(&self, record: u64) -> Option<usize> {
@@ -930,6 +1012,9 @@ pub struct DedupSummary {
     pub kept: u64,
     /// `kept / records` (1 when there are no records).
     pub unique_fraction: f64,
+    /// Whether every candidate's signature was at hand, so that near duplicates were searched
+    /// (not when the input could not be read twice and its signatures were too many to keep).
+    pub near_searched: bool,
     /// Records that shared a band key with another one.
     pub candidates: u64,
     pub pairs_compared: u64,
@@ -1283,9 +1368,10 @@ pub fn dedup(
 }
 
 /// Clusters the records of a first pass (`index`, with each record's file and line in `places`):
-/// reads `sources` a second time, parsing only the candidate records, to verify candidate pairs.
-/// With stdin among the sources nothing can be read again: near-duplicates are then not searched
-/// and only exact duplicates are found.
+/// unless the first pass kept every signature, reads `sources` a second time, parsing only the
+/// candidate records, to verify candidate pairs. With stdin among the sources nothing can be read
+/// again: without the kept signatures, near-duplicates are then not searched and only exact
+/// duplicates are found.
 pub fn resolve(
     sources: &[Source],
     options: &DedupOptions,
@@ -1394,13 +1480,21 @@ mod tests {
             .collect()
     }
 
+    /// Clusters `texts` twice: with the signatures kept by the index, and fetched for the
+    /// candidates only (as a second read does); both must agree.
     fn run_index(texts: &[String], config: &DedupConfig) -> DedupResult {
         let mut signer = Signer::new(config);
-        let mut index = DedupIndex::new(config);
-        for (i, text) in texts.iter().enumerate() {
-            assert_eq!(index.add(&signer.sign(text)), i as u64);
-        }
-        index
+        let mut index_of = |config: &DedupConfig| {
+            let mut index = DedupIndex::new(config);
+            for (i, text) in texts.iter().enumerate() {
+                assert_eq!(index.add(&signer.sign(text)), i as u64);
+            }
+            index
+        };
+        let kept = index_of(config)
+            .finish(|_| -> Result<(), ()> { panic!("the index kept every signature") })
+            .unwrap();
+        let fetched = index_of(&DedupConfig { held_signature_bytes: 0, ..config.clone() })
             .finish(|sigs| -> Result<(), ()> {
                 for record in sigs.records().to_vec() {
                     let minhash = signer.minhash(&texts[record as usize]).unwrap().to_vec();
@@ -1409,7 +1503,9 @@ mod tests {
                 assert_eq!(sigs.missing(), 0);
                 Ok(())
             })
-            .unwrap()
+            .unwrap();
+        assert_eq!(kept, fetched);
+        kept
     }
 
     fn word_hashes(text: &str) -> Vec<u64> {
@@ -1651,7 +1747,7 @@ mod tests {
         for i in 0..3u64 {
             let mut bands = vec![1000 + i; config.bands];
             bands[0] = 7;
-            index.add(&RecordSignature { exact: u128::from(i), bands, n_chars: 10 });
+            index.add(&RecordSignature { exact: u128::from(i), bands, n_chars: 10, minhash: vec![] });
         }
         let result = index
             .finish(|sigs| -> Result<(), ()> {
@@ -1742,9 +1838,19 @@ mod tests {
     }
 
     fn dedup_file(path: &std::path::Path, threads: usize, chunk_size: usize, keep: Keep) -> DedupReport {
+        dedup_file_holding(path, threads, chunk_size, keep, DedupConfig::default().held_signature_bytes)
+    }
+
+    fn dedup_file_holding(
+        path: &std::path::Path,
+        threads: usize,
+        chunk_size: usize,
+        keep: Keep,
+        held_signature_bytes: usize,
+    ) -> DedupReport {
         let options = DedupOptions {
             text: TextSpec::Auto,
-            config: DedupConfig { keep, ..Default::default() },
+            config: DedupConfig { keep, held_signature_bytes, ..Default::default() },
             exact_only: false,
         };
         let run_options = RunOptions {
@@ -1790,6 +1896,13 @@ mod tests {
             let other = dedup_file(&path, threads, chunk, Keep::Longest);
             assert_eq!(other.records, reference.records);
             assert_eq!(other.summary, reference.summary);
+        }
+        // Reading the candidates again gives what keeping the signatures gave: with no memory to
+        // keep them, and with room for a few dozen records only.
+        for held in [0, 50 * 2 * 112] {
+            let reread = dedup_file_holding(&path, 2, 4096, Keep::Longest, held);
+            assert_eq!(reread.records, reference.records);
+            assert_eq!(reread.summary, reference.summary);
         }
         // Indices refer to records; lines are where they are.
         for r in &reference.records {
@@ -1869,7 +1982,7 @@ mod tests {
     fn one_permutation_minhash_fills_every_bin() {
         let shingles: Vec<u64> = (0..40u64).map(fmix64).collect();
         let probes = probe_sequences(112);
-        let (mut bins, mut mins) = (Vec::new(), vec![0u32; 112]);
+        let (mut bins, mut mins) = (BinScratch::default(), vec![0u32; 112]);
         one_permutation_minhash(&shingles, &probes, &mut bins, &mut mins);
         let mut own: Vec<Option<u32>> = vec![None; 112];
         for &h in &shingles {
@@ -1891,6 +2004,38 @@ mod tests {
         one_permutation_minhash(&backwards, &probes, &mut bins, &mut reversed);
         one_permutation_minhash(&shingles, &probes, &mut bins, &mut mins);
         assert_eq!(mins, reversed);
+    }
+
+    #[test]
+    fn densification_in_rounds_equals_probing_bin_by_bin() {
+        // The definition: each empty bin follows its own probe sequence to the first non-empty bin.
+        fn bin_by_bin(shingles: &[u64], probes: &[Probe], k: usize) -> Vec<u32> {
+            let mut bins = vec![EMPTY_BIN; k];
+            for &h in shingles {
+                bins[bin_of(h, k)] = bins[bin_of(h, k)].min(h & 0xFFFF_FFFF);
+            }
+            (0..k)
+                .map(|i| {
+                    let (mut value, mut at) = (bins[i], probes[i].start);
+                    while value == EMPTY_BIN {
+                        at = at.wrapping_add(probes[i].step);
+                        value = bins[bin_of(at, k)];
+                    }
+                    value as u32
+                })
+                .collect()
+        }
+        let mut state = 7;
+        let mut scratch = BinScratch::default();
+        for k in [1, 7, 112, 256] {
+            let probes = probe_sequences(k);
+            let mut mins = vec![0u32; k];
+            for n in [1, 2, 3, 10, 50, 111, 112, 113, 400] {
+                let shingles: Vec<u64> = (0..n).map(|_| splitmix64(&mut state)).collect();
+                one_permutation_minhash(&shingles, &probes, &mut scratch, &mut mins);
+                assert_eq!(mins, bin_by_bin(&shingles, &probes, k), "{n} shingles in {k} bins");
+            }
+        }
     }
 
     #[test]
@@ -1925,7 +2070,12 @@ mod tests {
                 let b = [&shingles[..common], &shingles[common + only..]].concat();
                 let sign = |set: &[u64]| {
                     let mut mins = vec![0u32; 112];
-                    one_permutation_minhash(set, &probe_sequences(112), &mut Vec::new(), &mut mins);
+                    one_permutation_minhash(
+                        set,
+                        &probe_sequences(112),
+                        &mut BinScratch::default(),
+                        &mut mins,
+                    );
                     mins
                 };
                 (sign(&a), sign(&b))

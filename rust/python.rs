@@ -406,7 +406,8 @@ impl ScanConfig {
             false => None,
             true => {
                 let keep = Keep::parse(keep).map_err(to_py_err)?;
-                let config = DedupConfig { ngram, num_perm, bands, rows, threshold, keep };
+                let config =
+                    DedupConfig { ngram, num_perm, bands, rows, threshold, keep, ..Default::default() };
                 config.validate().map_err(to_py_err)?;
                 Some(config)
             }
@@ -571,7 +572,7 @@ fn scan_merge<'py>(
             driver.append(state, file, lines_before)?;
             places.push(place);
         }
-        driver.finish(&names, &encodings, options, true, |index, signed| {
+        driver.finish(&names, &encodings, options, |index, signed| {
             resolve_sharded(index, signed, names.len(), &places, |requests| {
                 Python::with_gil(|py| call_fetch(py, &fetch, requests)).map_err(|e| {
                     Error::InvalidInput(format!("fetching the candidates' signatures failed: {e}"))
@@ -668,8 +669,8 @@ fn dedup_files<'py>(
 ) -> PyResult<(String, Bound<'py, PyDict>)> {
     let settings = RunSettings { threads, max_line_bytes, chunk_size: None, progress };
     settings.validate()?;
-    let config =
-        DedupConfig { ngram, num_perm, bands, rows, threshold, keep: Keep::parse(keep).map_err(to_py_err)? };
+    let keep = Keep::parse(keep).map_err(to_py_err)?;
+    let config = DedupConfig { ngram, num_perm, bands, rows, threshold, keep, ..Default::default() };
     let options = crate::dedup::DedupOptions { text: TextSpec::parse(field), config, exact_only };
     let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
     let report =

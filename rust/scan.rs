@@ -319,8 +319,7 @@ pub fn scan(
     check_options(encodings, options)?;
     let state = collect(sources, 0, encodings, options, run_options, false)?;
     let names: Vec<String> = sources.iter().map(Source::name).collect();
-    let rereadable = !sources.contains(&Source::Stdin);
-    state.finish(&names, encodings, options, rereadable, |index, places| {
+    state.finish(&names, encodings, options, |index, places| {
         let dedup = dedup_options(options).expect("an index means dedup options");
         resolve(sources, &dedup, run_options, index, places)
     })
@@ -540,7 +539,8 @@ impl ScanState {
         if let Some(sig) = row.signature.take() {
             match &mut self.index {
                 Some(index) => _ = index.add(&sig),
-                None => self.signatures.push(sig),
+                // The driver fetches the candidates' signatures from the shards in a second round.
+                None => self.signatures.push(RecordSignature { minhash: Vec::new(), ..sig }),
             }
             self.places.push((row.file as u32, row.line));
             self.place_rows.push(self.records.len());
@@ -632,15 +632,13 @@ impl ScanState {
         Ok(())
     }
 
-    /// Makes the report. `names` are the files' names; `rereadable` says whether they can be read a
-    /// second time; `resolve` clusters the duplicate index (with each signed record's file and
-    /// line), reading the candidate records again.
+    /// Makes the report. `names` are the files' names; `resolve` clusters the duplicate index (with
+    /// each signed record's file and line), reading the candidate records again where needed.
     pub fn finish(
         self,
         names: &[String],
         encodings: &[Encoding],
         options: &ScanOptions,
-        rereadable: bool,
         resolve: impl FnOnce(DedupIndex, &[(u32, u64)]) -> Result<DedupResult, Error>,
     ) -> Result<ScanReport, Error> {
         let ScanState {
@@ -696,7 +694,7 @@ impl ScanState {
                 detection_table(config.bands, config.rows).into_iter().map(|(s, p)| json!([s, p])).collect();
             let diversity = diversity.report();
             duplicates = json!({
-                "near_duplicates_searched": rereadable,
+                "near_duplicates_searched": sum.near_searched,
                 "records": sum.records, "exact_duplicates": sum.exact_duplicates,
                 "near_dup_clusters": sum.near_dup_clusters, "records_in_clusters": sum.records_in_clusters,
                 "removed": sum.removed, "kept": sum.kept, "unique_fraction": sum.unique_fraction,
@@ -969,7 +967,7 @@ mod tests {
                 }
                 let places: Vec<ShardPlace> = shards.iter().map(|(_, p)| *p).collect();
                 let merged = driver
-                    .finish(&names, &encodings, &options, true, |index, signed| {
+                    .finish(&names, &encodings, &options, |index, signed| {
                         resolve_sharded(index, signed, 2, &places, |requests| {
                             requests
                                 .into_iter()

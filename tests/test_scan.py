@@ -192,3 +192,20 @@ def test_completion_records_count_prompt_and_completion() -> None:
     assert report.summary["tokens"]["total"] == counted.total.tokens
     # Completions end in the literal text <|endoftext|>: a warning, not an error.
     assert report.summary["warnings"].get("special_token_text", 0) > 0
+
+
+def test_scan_of_stdin_finds_the_near_duplicates_of_the_file() -> None:
+    """The first pass keeps the signatures of inputs this size, so stdin needs no second read."""
+    import zstandard
+
+    path = shared_file("t0_dev_text.jsonl.zst")
+    with path.open("rb") as compressed:
+        data = zstandard.ZstdDecompressor().stream_reader(compressed).read()
+    from_file = json.loads(run_cli("scan", str(path), "--json", "-").stdout)["duplicates"]
+    from_stdin = json.loads(run_cli("scan", "-", "--json", "-", stdin=data).stdout)["duplicates"]
+    assert from_stdin["near_duplicates_searched"] and from_file["near_duplicates_searched"]
+    assert from_file["near_dup_clusters"] > 0
+    # The same clusters, at the same lines of "-" instead of the file.
+    for cluster in from_file["clusters"]:
+        cluster["lines"] = [["-", line] for _, line in cluster["lines"]]
+    assert from_stdin == from_file

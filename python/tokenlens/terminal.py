@@ -99,7 +99,7 @@ def render_scan(report: Report, con: Console) -> None:
             table.add_row("near-duplicate clusters", _n(dup["near_dup_clusters"]))
             table.add_row("records in clusters", _n(dup["records_in_clusters"]))
         else:
-            table.add_row("near duplicates", "not searched (stdin cannot be read twice)")
+            table.add_row("near duplicates", "not searched (stdin too large to keep its signatures)")
         table.add_row("dedup would remove", _n(dup["removed"]))
         table.add_row("unique after dedup", f"{dup['unique_fraction']:.1%}")
         con.print(table)
