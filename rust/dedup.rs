@@ -58,9 +58,10 @@
 //! all the records in the LSH index fit [`DedupConfig::held_signature_bytes`] (64 MiB by default,
 //! about 300,000 records), the first pass keeps them and the input is read once; past that it drops
 //! them all, and [`dedup()`] reads its input a second time for the candidates' signatures (parsing
-//! only the candidates). The results take about 130 bytes a record. So a 2 GB file of 1 KB records
-//! (2 M records) needs about 400 MB in the first pass and at most about 600 MB in the second even if
-//! every record were a candidate; records of a few hundred bytes still fit 1 GB.
+//! only the candidates). The results take about 130 bytes a record (4 more while clustering). So a
+//! 2 GB file of 1 KB records (2 M records) needs about 400 MB in the first pass and at most about
+//! 600 MB in the second even if every record were a candidate; records of a few hundred bytes still
+//! fit 1 GB.
 //!
 //! Every candidate pair is *verified* before it is joined: the Jaccard similarity estimated from
 //! the full `num_perm` signature values must reach `threshold` (with 112 values the estimate's
@@ -90,7 +91,7 @@ use std::sync::Mutex;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
-use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use crate::error::Error;
 use crate::pipeline::{run, Event, Kernel, RunOptions};
@@ -734,8 +735,9 @@ impl DedupIndex {
             by_key.extend(lsh_records.iter().enumerate().map(|(i, &r)| (keys[i * bands + band], r)));
             by_key.sort_unstable();
             for run in by_key.chunk_by(|x, y| x.0 == y.0).filter(|run| run.len() >= 2) {
-                let members = run.iter().map(|&(_, r)| r.to_le_bytes());
-                let id = (xxh3_64(&members.flatten().collect::<Vec<u8>>()), run[0].1, run.len() as u32);
+                let mut members = Xxh3::new();
+                run.iter().for_each(|&(_, r)| members.update(&r.to_le_bytes()));
+                let id = (members.digest(), run[0].1, run.len() as u32);
                 if seen_groups.insert(id) {
                     group_members.extend(run.iter().map(|&(_, r)| r));
                     group_ends.push(group_members.len());
@@ -763,6 +765,11 @@ impl DedupIndex {
         }
         drop(lsh_records);
         let near_searched = sigs.missing() == 0;
+        // Each record's position among the candidates, `u32::MAX` for the others.
+        let mut position = vec![u32::MAX; n];
+        for (pos, &record) in sigs.records.iter().enumerate() {
+            position[record as usize] = pos as u32;
+        }
 
         // Verify pairs within groups; join the similar ones.
         let num_perm = config.num_perm;
@@ -775,10 +782,14 @@ impl DedupIndex {
         let mut members: Vec<usize> = Vec::new();
         for &end in &group_ends {
             members.clear();
-            members.extend(
-                group_members[start..end].iter().map(|&r| sigs.position(u64::from(r)).expect("a candidate")),
-            );
+            members.extend(group_members[start..end].iter().map(|&r| position[r as usize] as usize));
             start = end;
+            // Groups already within one cluster (most of them, once a template's copies are joined)
+            // have no pair left to compare.
+            let first_root = sets.find(members[0]);
+            if members[1..].iter().all(|&m| sets.find(m) == first_root) {
+                continue;
+            }
             for j in 1..members.len() {
                 let b = members[j];
                 if !sigs.is_set(b) {
@@ -824,8 +835,8 @@ impl DedupIndex {
             }
         }
         let cluster_root = |record: u64, sets: &mut UnionFind| -> Option<usize> {
-            let pos = candidates.binary_search(&record).ok()?;
-            let root = sets.find(pos);
+            let pos = position[record as usize];
+            let root = sets.find((pos != u32::MAX).then_some(pos as usize)?);
             (distinct[root] >= 2).then_some(root)
         };
         for &first in exact_of.iter().filter(|&&f| f != NONE) {
@@ -875,10 +886,12 @@ impl DedupIndex {
 
 /// True when at least `need` of the values agree.
 fn matches_at_least(a: &[u16], b: &[u16], need: usize) -> bool {
-    let mut same = 0usize;
-    for (x, y) in a.chunks(16).zip(b.chunks(16)) {
-        same += x.iter().zip(y).filter(|(p, q)| p == q).count();
-    }
+    // 16-bit counts over 32 values at a time, which the compiler turns into vector compares.
+    let same: usize = a
+        .chunks(32)
+        .zip(b.chunks(32))
+        .map(|(x, y)| usize::from(x.iter().zip(y).map(|(p, q)| u16::from(p == q)).sum::<u16>()))
+        .sum();
     same >= need
 }
 
@@ -1457,6 +1470,7 @@ mod tests {
     use super::*;
     use crate::reader::ReadOptions;
     use std::path::PathBuf;
+    use xxhash_rust::xxh3::xxh3_64;
 
     fn record(json: &str) -> Map<String, Value> {
         let Parsed::Record(map) = parse_line(1, json.as_bytes()) else { panic!("not a record: {json}") };
