@@ -322,16 +322,17 @@ fn records_columns<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<Bound<
     };
     columns.set_item("status", rows.iter().map(status).collect::<Vec<_>>())?;
     columns.set_item("format", audits().map(|a| a.map(|a| a.format.name())).collect::<Vec<_>>())?;
-    let codes = |list: &[crate::record::Problem]| list.iter().map(|p| p.code).collect::<Vec<_>>();
+    // The codes of a row joined by commas: Python splits them, far faster than it reads lists.
+    let codes = |list: &[crate::record::Problem]| list.iter().map(|p| p.code).collect::<Vec<_>>().join(",");
     let errors = rows.iter().map(|r| match (&r.line_problem, &r.audit) {
-        (Some(p), _) => vec![p.code],
+        (Some(p), _) => p.code.to_string(),
         (None, Some(a)) => codes(&a.errors),
-        (None, None) => vec![],
+        (None, None) => String::new(),
     });
     columns.set_item("errors", errors.collect::<Vec<_>>())?;
     columns.set_item(
         "warnings",
-        audits().map(|a| a.map_or_else(Vec::new, |a| codes(&a.warnings))).collect::<Vec<_>>(),
+        audits().map(|a| a.map_or_else(String::new, |a| codes(&a.warnings))).collect::<Vec<_>>(),
     )?;
     columns.set_item("n_messages", audits().map(|a| a.map(|a| a.n_messages)).collect::<Vec<_>>())?;
     columns.set_item("tokens", audits().map(|a| a.map(|a| a.total_tokens)).collect::<Vec<_>>())?;
