@@ -628,7 +628,8 @@ mod tests {
     #[test]
     fn unsupported_files_fall_back_to_the_crate() {
         let base = from_builtin("r50k_base", byte_level(true), false);
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        type Change = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("normalizer", Box::new(|j| j["normalizer"] = json!({"type": "NFKC"}))),
             ("pre-tokenizer", Box::new(|j| j["pre_tokenizer"]["add_prefix_space"] = json!(true))),
             (
