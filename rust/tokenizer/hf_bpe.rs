@@ -139,8 +139,8 @@ impl HfBpe {
         }
         let ignore_merges = model["ignore_merges"].as_bool().ok_or_else(|| bad("ignore_merges"))?;
         let vocab_json = model["vocab"].as_object().ok_or_else(|| bad("vocab"))?;
-        // The serialized vocabulary is the id -> token map: as long as the token -> id map only if no
-        // two tokens share an id (merging by id needs one token per id).
+        // The serialized vocabulary comes from the crate's id -> token map, so it is shorter than its
+        // token -> id map when tokens share an id; merging by id needs one token per id.
         if vocab_json.len() != tokenizer.get_model().get_vocab_size() {
             return Err("some tokens of the vocabulary share an id".into());
         }
@@ -148,6 +148,10 @@ impl HfBpe {
         for (token, id) in vocab_json {
             let id = id.as_u64().and_then(|id| Rank::try_from(id).ok()).ok_or_else(|| bad("vocab"))?;
             ids.insert(token, id);
+        }
+        // The vocabulary's table of tokens by id is as long as the largest id.
+        if ids.values().any(|&id| id as usize > 2 * ids.len() + (1 << 16)) {
+            return Err("the vocabulary's ids are sparse".into());
         }
         let chars = byte_chars();
         let byte_of: FxHashMap<char, u8> = chars.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
@@ -670,6 +674,12 @@ mod tests {
                     let unused = show(&[0xF5]);
                     let id = vocab.remove(&unused).unwrap();
                     vocab.insert("<unused>".into(), id);
+                }),
+            ),
+            (
+                "sparse",
+                Box::new(|j| {
+                    j["model"]["vocab"].as_object_mut().unwrap().insert("<far>".into(), json!(50_000_000));
                 }),
             ),
             (
