@@ -19,10 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import tokenlens
 import zstandard
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from tokenlens.bench import record_texts, tiktoken_file
+from tokenlens.bench import record_texts, tiktoken_file, tokenizer_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -170,63 +168,14 @@ def cl100k_tiktoken_file() -> Path:
     return path
 
 
-def _byte_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-ins for bytes, as the ByteLevel pre-tokenizer writes tokens."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    others = [b for b in range(256) if b not in printable]
-    return {
-        **{b: chr(b) for b in printable},
-        **{b: chr(256 + i) for i, b in enumerate(others)},
-    }
-
-
 def cl100k_tokenizer_json() -> Path:
-    """cl100k_base as a Hugging Face tokenizer.json (vocab, merges derived from the ranks, tiktoken's
-    split pattern), for the `tokenizers` package and for tokenlens reading the same file.
-
-    Onig, the regex engine of the `tokenizers` wheel, reads tiktoken's `\\p{N}{1,3}+` as
-    `(\\p{N}{1,3})+` (any run of digits) where tiktoken means a possessive {1,3}; plain `{1,3}` matches
-    the same pieces in every engine, so the file uses that."""
+    """cl100k_base as a Hugging Face tokenizer.json (`tokenlens.bench.tokenizer_json`: vocab, merges
+    derived from the ranks, tiktoken's split pattern with `\\p{N}{1,3}` for Onig), for the `tokenizers`
+    package and for tokenlens reading the same file."""
     path = BENCH_DATA / "cl100k_base.tokenizer.json"
-    if path.exists():
-        return path
-    enc = tokenlens.Encoding("cl100k_base")
-    ranks = enc.tiktoken_ranks() or {}
-    assert enc.pattern is not None
-    to_unicode = _byte_to_unicode()
-
-    def show(token: bytes) -> str:
-        return "".join(to_unicode[b] for b in token)
-
-    # Every split of a token into two tokens of lower rank is a merge, ordered by the merged token's rank
-    # (what transformers' tiktoken converter does).
-    merges = []
-    for token, rank in ranks.items():
-        for i in range(1, len(token)):
-            left, right = ranks.get(token[:i]), ranks.get(token[i:])
-            if left is not None and right is not None and max(left, right) < rank:
-                merges.append((rank, left, right, token[:i], token[i:]))
-    merges.sort()
-    tokenizer = Tokenizer(
-        models.BPE(
-            vocab={show(token): rank for token, rank in ranks.items()},
-            merges=[(show(a), show(b)) for *_, a, b in merges],
-            ignore_merges=True,
-        )
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(enc.pattern.replace("{1,3}+", "{1,3}")), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
-        ]
-    )
-    tokenizer.decoder = decoders.ByteLevel()
-    BENCH_DATA.mkdir(exist_ok=True)
-    tokenizer.save(str(path))
+    if not path.exists():
+        BENCH_DATA.mkdir(exist_ok=True)
+        path.write_text(json.dumps(tokenizer_json("cl100k_base"), ensure_ascii=False), encoding="utf-8")
     return path
 
 

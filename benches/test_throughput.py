@@ -213,6 +213,7 @@ def test_tokenlens_count_tokenizer_json(benchmark: BenchmarkFixture, corpus_path
     path = corpus.corpus_file(subset_mb("tokenizers", 16))
     spec = str(corpus.cl100k_tokenizer_json())
     enc = tokenlens.Encoding(spec)
+    assert enc.backend == "native-bpe", enc.fallback_reason
 
     def count() -> int:
         return tokenlens.count_file(path, enc, threads=threads, keep_lines=False).total.tokens

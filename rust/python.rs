@@ -137,6 +137,19 @@ impl Encoding {
         self.inner.tiktoken().map(|t| t.pretokenizer.kind().reference_pattern())
     }
 
+    /// What runs the encoding: "tiktoken" (a built-in encoding), "native-bpe" (a byte-level BPE
+    /// tokenizer.json on tokenlens's own path) or "tokenizers" (the `tokenizers` crate).
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    /// Why a tokenizer.json is not on the native path; None when it is, and for built-in encodings.
+    #[getter]
+    fn fallback_reason(&self) -> Option<&str> {
+        self.inner.fallback_reason()
+    }
+
     /// Special tokens of a built-in encoding as {text: id}; empty for tokenizer.json.
     #[getter]
     fn special_tokens<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -1,5 +1,5 @@
 //! Differential: the hand-written pre-tokenizer against tiktoken's own patterns (run by fancy-regex)
-//! for the three pattern families; and BPE encode/decode round-trips, with counts equal to the ids.
+//! for the four pattern families; and BPE encode/decode round-trips, with counts equal to the ids.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use tokenlens::tokenizer::{Encoding, PatternKind, Pretokenizer};
 
-const KINDS: [PatternKind; 3] = [PatternKind::Gpt2, PatternKind::Cl100k, PatternKind::O200k];
+const KINDS: [PatternKind; 4] =
+    [PatternKind::Gpt2, PatternKind::Cl100k, PatternKind::O200k, PatternKind::Llama3];
 const ENCODINGS: [&str; 3] = ["r50k_base", "cl100k_base", "o200k_base"];
 
 struct Fixture {

@@ -1,7 +1,7 @@
 """Type stubs for the native extension (checked by `mypy.stubtest`)."""
 
 from collections.abc import Callable
-from typing import Any, Final, final
+from typing import Any, Final, Literal, final
 
 __all__ = [
     "BUILD_PROFILE",
@@ -41,6 +41,13 @@ class Encoding:
     def pattern(self) -> str | None: ...
     @property
     def special_tokens(self) -> dict[str, int]: ...
+    # "tiktoken" (a built-in encoding), "native-bpe" (a byte-level BPE tokenizer.json on tokenlens's
+    # own path; texts holding an added token go to the `tokenizers` crate) or "tokenizers" (any other).
+    @property
+    def backend(self) -> Literal["tiktoken", "native-bpe", "tokenizers"]: ...
+    # Why a tokenizer.json is not on the native path; None when it is, and for built-in encodings.
+    @property
+    def fallback_reason(self) -> str | None: ...
     def count(self, text: str, special_tokens: bool = False) -> int: ...
     def count_batch(
         self, texts: list[str], special_tokens: bool = False, threads: int | None = None

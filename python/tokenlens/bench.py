@@ -157,6 +157,69 @@ def tiktoken_file(encoding: str, path: Path) -> Path:
     return path
 
 
+def byte_level_chars() -> list[str]:
+    """GPT-2's printable stand-in character of every byte (`bytes_to_unicode`), in which the tokens of a
+    byte-level BPE tokenizer.json are written."""
+    printable = {*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)}
+    others = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(others)) for b in range(256)]
+
+
+def tokenizer_json(encoding: str, pattern: str | None = None) -> dict[str, Any]:
+    """A built-in encoding as a Hugging Face tokenizer.json (write it with `json.dumps`): a byte-level BPE
+    of the encoding's vocabulary, its merges derived from the ranks as `transformers`' tiktoken converter
+    does, after a `Split` on `pattern` (`ignore_merges`, as tiktoken: a piece that is a token is one).
+
+    The default pattern is the encoding's own with `\\p{N}{1,3}+` written `\\p{N}{1,3}`: Onig, the regex
+    engine of the `tokenizers` wheel, reads tiktoken's possessive `{1,3}+` as `({1,3})+` (any run of
+    digits), while plain `{1,3}` matches the same pieces in every engine."""
+    enc = _core.Encoding(encoding)
+    ranks = enc.tiktoken_ranks() or {}
+    assert enc.pattern is not None
+    chars = byte_level_chars()
+
+    def show(token: bytes) -> str:
+        return "".join(chars[b] for b in token)
+
+    # Every split of a token into two tokens of lower rank is a merge, in the merged token's rank order.
+    merges = []
+    for token, rank in ranks.items():
+        for i in range(1, len(token)):
+            left, right = ranks.get(token[:i]), ranks.get(token[i:])
+            if left is not None and right is not None and max(left, right) < rank:
+                merges.append((rank, left, right, token[:i], token[i:]))
+    merges.sort()
+    byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    split = {
+        "type": "Split",
+        "pattern": {"Regex": pattern or enc.pattern.replace("{1,3}+", "{1,3}")},
+        "behavior": "Isolated",
+        "invert": False,
+    }
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [split, byte_level]},
+        "post_processor": None,
+        "decoder": {**byte_level, "use_regex": True},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": True,
+            "vocab": {show(token): rank for token, rank in ranks.items()},
+            "merges": [[show(a), show(b)] for *_, a, b in merges],
+        },
+    }
+
+
 def _peers(encoding: str, texts: list[str]) -> dict[str, Callable[[int], int]]:
     """Count-the-texts functions (of a thread count) of the string-taking peers that are installed."""
     peers: dict[str, Callable[[int], int]] = {}

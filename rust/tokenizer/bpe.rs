@@ -68,7 +68,13 @@ impl Ranks {
             let rank: Rank = std::str::from_utf8(rank).ok().and_then(|r| r.parse().ok()).ok_or_else(bad)?;
             encoder.insert(token, rank);
         }
-        let size = encoder.values().copied().max().map_or(0, |m| m as usize + 1);
+        Ok(Ranks::from_tokens(encoder))
+    }
+
+    /// A vocabulary of (token bytes, id) pairs, each token and each id once.
+    pub fn from_tokens(encoder: impl IntoIterator<Item = (Vec<u8>, Rank)>) -> Ranks {
+        let encoder: Vec<(Vec<u8>, Rank)> = encoder.into_iter().collect();
+        let size = encoder.iter().map(|&(_, rank)| rank).max().map_or(0, |m| m as usize + 1);
         let mut decoder = vec![Vec::new(); size];
         let (mut short, mut long) = (FxHashMap::default(), FxHashMap::default());
         for (token, rank) in encoder {
@@ -79,7 +85,7 @@ impl Ranks {
                 long.insert(token, rank);
             }
         }
-        Ok(Ranks { short, long, decoder })
+        Ranks { short, long, decoder }
     }
 
     #[inline]

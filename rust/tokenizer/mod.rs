@@ -2,6 +2,7 @@
 //! `tokenizer.json` files.
 
 mod bpe;
+mod hf_bpe;
 mod pretokenize;
 
 use std::ops::Range;
@@ -12,7 +13,10 @@ use regex::Regex;
 use rustc_hash::FxHashMap;
 
 pub use bpe::{Rank, Ranks};
+pub use hf_bpe::byte_chars;
 pub use pretokenize::{PatternKind, Pretokenizer};
+
+use hf_bpe::HfBpe;
 
 use crate::error::Error;
 
@@ -74,10 +78,17 @@ fn builtin(name: &str) -> Option<&'static Arc<Tiktoken>> {
     }))
 }
 
+/// A Hugging Face tokenizer.json: the `tokenizers` crate, and the native path when the file is one
+/// that [`HfBpe`] reproduces exactly (else why not).
+struct HuggingFace {
+    tokenizer: tokenizers::Tokenizer,
+    native: Result<HfBpe, String>,
+}
+
 #[derive(Clone)]
 enum Backend {
     Tiktoken(Arc<Tiktoken>),
-    HuggingFace(Arc<tokenizers::Tokenizer>),
+    HuggingFace(Arc<HuggingFace>),
 }
 
 /// A tokenizer, cheap to clone and share between threads.
@@ -114,11 +125,33 @@ impl Encoding {
         // Count every token of every text: truncation or padding configured in the file would hide some.
         tokenizer.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
         tokenizer.with_padding(None);
-        Ok(Encoding { name: spec.to_string(), backend: Backend::HuggingFace(Arc::new(tokenizer)) })
+        let native = HfBpe::recognize(&tokenizer);
+        Ok(Encoding {
+            name: spec.to_string(),
+            backend: Backend::HuggingFace(Arc::new(HuggingFace { tokenizer, native })),
+        })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What runs the encoding: `tiktoken` (a built-in encoding), `native-bpe` (a tokenizer.json on the
+    /// native byte-level BPE path, texts that hold an added token aside) or `tokenizers` (the crate).
+    pub fn backend(&self) -> &'static str {
+        match &self.backend {
+            Backend::Tiktoken(_) => "tiktoken",
+            Backend::HuggingFace(hf) if hf.native.is_ok() => "native-bpe",
+            Backend::HuggingFace(_) => "tokenizers",
+        }
+    }
+
+    /// Why a tokenizer.json is not on the native path; None when it is, and for built-in encodings.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::HuggingFace(hf) => hf.native.as_ref().err().map(String::as_str),
+            Backend::Tiktoken(_) => None,
+        }
     }
 
     /// The tiktoken vocabulary, for built-in encodings.
@@ -158,10 +191,20 @@ impl Encoding {
                 });
                 Ok(ids)
             }
-            Backend::HuggingFace(tk) => tk
-                .encode(text, false)
-                .map(|e| e.get_ids().to_vec())
-                .map_err(|e| Error::Tokenizer(e.to_string())),
+            Backend::HuggingFace(hf) => match &hf.native {
+                Ok(native) if !native.has_added_token(text) => {
+                    let mut ids = Vec::new();
+                    native
+                        .pretokenizer
+                        .for_each(text, |r| native.encode_piece(&text.as_bytes()[r], &mut ids));
+                    Ok(ids)
+                }
+                _ => hf
+                    .tokenizer
+                    .encode(text, false)
+                    .map(|e| e.get_ids().to_vec())
+                    .map_err(|e| Error::Tokenizer(e.to_string())),
+            },
         }
     }
 
@@ -181,9 +224,11 @@ impl Encoding {
                 }
                 Ok(out)
             }
-            Backend::HuggingFace(tk) => {
-                tk.decode(ids, false).map(String::into_bytes).map_err(|e| Error::Tokenizer(e.to_string()))
-            }
+            Backend::HuggingFace(hf) => hf
+                .tokenizer
+                .decode(ids, false)
+                .map(String::into_bytes)
+                .map_err(|e| Error::Tokenizer(e.to_string())),
         }
     }
 }
@@ -234,16 +279,27 @@ impl Counter {
                 let cache = &mut self.cache;
                 t.for_each_segment(text, self.special_tokens, |segment| match segment {
                     Segment::Special(_) => total += 1,
-                    Segment::Ordinary(text) => {
-                        t.pretokenizer.for_each(text, |r| total += count_piece(t, cache, text.as_bytes(), r))
-                    }
+                    Segment::Ordinary(text) => t
+                        .pretokenizer
+                        .for_each(text, |r| total += count_piece(t.as_ref(), cache, text.as_bytes(), r)),
                 });
                 Ok(total)
             }
-            Backend::HuggingFace(tk) => tk
-                .encode_fast(text, false)
-                .map(|e| e.len() as u64)
-                .map_err(|e| Error::Tokenizer(e.to_string())),
+            Backend::HuggingFace(hf) => match &hf.native {
+                Ok(native) if !native.has_added_token(text) => {
+                    let mut total = 0u64;
+                    let cache = &mut self.cache;
+                    native
+                        .pretokenizer
+                        .for_each(text, |r| total += count_piece(native, cache, text.as_bytes(), r));
+                    Ok(total)
+                }
+                _ => hf
+                    .tokenizer
+                    .encode_fast(text, false)
+                    .map(|e| e.len() as u64)
+                    .map_err(|e| Error::Tokenizer(e.to_string())),
+            },
         }
     }
 }
@@ -276,11 +332,31 @@ fn hot_slot(key: u128) -> usize {
     (mixed >> (64 - HOT_SLOTS_BITS)) as usize
 }
 
+/// How a BPE counts one pre-token when it is not cached: the only step in which the built-in
+/// encodings and the native tokenizer.json path differ.
+trait PieceModel {
+    /// Whether the piece is one token as it stands, without merging.
+    fn is_one_token(&self, piece: &[u8]) -> bool;
+    /// The piece's token count by merging.
+    fn merged_count(&self, piece: &[u8]) -> u32;
+}
+
+impl PieceModel for Tiktoken {
+    #[inline]
+    fn is_one_token(&self, piece: &[u8]) -> bool {
+        self.ranks.get(piece).is_some()
+    }
+
+    fn merged_count(&self, piece: &[u8]) -> u32 {
+        bpe::merge_boundaries(&self.ranks, piece).len() as u32 - 1
+    }
+}
+
 /// The token count of the piece `text[range]`.
 #[inline]
-fn count_piece(t: &Tiktoken, cache: &mut PieceCounts, text: &[u8], range: Range<usize>) -> u64 {
+fn count_piece(t: &impl PieceModel, cache: &mut PieceCounts, text: &[u8], range: Range<usize>) -> u64 {
     let piece = &text[range.clone()];
-    let merge = || bpe::merge_boundaries(&t.ranks, piece).len() as u32 - 1;
+    let merge = || t.merged_count(piece);
     if piece.len() <= bpe::SHORT_KEY_MAX_LEN {
         let key = bpe::short_key_in(text, range);
         let slot = &mut cache.hot[hot_slot(key)];
@@ -290,7 +366,7 @@ fn count_piece(t: &Tiktoken, cache: &mut PieceCounts, text: &[u8], range: Range<
         let n = match cache.short.get(&key) {
             Some(&n) => n,
             None => {
-                let n = if t.ranks.get(piece).is_some() { 1 } else { merge() };
+                let n = if t.is_one_token(piece) { 1 } else { merge() };
                 if cache.short.len() >= CACHE_MAX_ENTRIES {
                     cache.short.clear();
                 }
@@ -301,7 +377,7 @@ fn count_piece(t: &Tiktoken, cache: &mut PieceCounts, text: &[u8], range: Range<
         cache.hot[hot_slot(key)] = (key, n);
         return n.into();
     }
-    if t.ranks.get(piece).is_some() {
+    if t.is_one_token(piece) {
         return 1;
     }
     if piece.len() > CACHED_PIECE_MAX_LEN {

@@ -23,6 +23,10 @@ pub enum PatternKind {
     Cl100k,
     /// o200k_base.
     O200k,
+    /// The pattern of Llama 3 and of `transformers`' tiktoken converter (its default): cl100k's words,
+    /// numbers and punctuation with o200k's whitespace rules (no `\s++$`, `\s*[\r\n]+`). Not an OpenAI
+    /// encoding; it comes from Hugging Face tokenizer.json files.
+    Llama3,
 }
 
 impl PatternKind {
@@ -44,6 +48,9 @@ impl PatternKind {
                 r"|\s+(?!\S)",
                 r"|\s+",
             ),
+            PatternKind::Llama3 => {
+                r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+            }
         }
     }
 }
@@ -265,7 +272,7 @@ impl Pretokenizer {
         while pos < b.len() {
             let end = match self.kind {
                 PatternKind::Gpt2 => self.gpt2(b, pos),
-                PatternKind::Cl100k => self.cl100k(b, pos),
+                PatternKind::Cl100k | PatternKind::Llama3 => self.cl100k(b, pos),
                 PatternKind::O200k => self.o200k(b, pos),
             };
             debug_assert!(end > pos && text.is_char_boundary(end));
@@ -293,7 +300,9 @@ impl Pretokenizer {
     }
 
     /// `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|`
-    /// `\s++$|\s*[\r\n]|\s+(?!\S)|\s`
+    /// `\s++$|\s*[\r\n]|\s+(?!\S)|\s`, and Llama 3's pattern but for its whitespace: the same
+    /// contractions (`(?i:'s|'t|'re|'ve|'m|'ll|'d)`) and, without possessives, the same matches (a prefix
+    /// character given back leaves a non-letter where a letter must start).
     #[inline]
     fn cl100k(&self, b: &[u8], pos: usize) -> usize {
         let t = self.classes;
@@ -406,8 +415,8 @@ impl Pretokenizer {
 
     /// The whitespace alternatives, for a whitespace run starting at `pos`:
     /// - `\s++$` (GPT-2, cl100k, first): a run that ends the text is one piece;
-    /// - `\s*[\r\n]` (cl100k) and `\s*[\r\n]+` (o200k, before the end-of-text rule): a run with a line
-    ///   break ends after its last line break;
+    /// - `\s*[\r\n]` (cl100k) and `\s*[\r\n]+` (o200k and Llama 3, before the end-of-text rule): a run
+    ///   with a line break ends after its last line break;
     /// - `\s+(?!\S)`: a longer run followed by text gives its last character to the next piece;
     /// - `\s` or `\s+`: a single character.
     #[inline]
@@ -428,7 +437,7 @@ impl Pretokenizer {
         }
         let at_text_end = end == b.len();
         match (self.kind, after_break) {
-            (PatternKind::O200k, Some(after_break)) => after_break,
+            (PatternKind::O200k | PatternKind::Llama3, Some(after_break)) => after_break,
             _ if at_text_end => end,
             (PatternKind::Cl100k, Some(after_break)) => after_break,
             _ if last_start > pos => last_start,
@@ -442,7 +451,8 @@ mod tests {
     use super::*;
     use fancy_regex::Regex as Reference;
 
-    const KINDS: [PatternKind; 3] = [PatternKind::Gpt2, PatternKind::Cl100k, PatternKind::O200k];
+    const KINDS: [PatternKind; 4] =
+        [PatternKind::Gpt2, PatternKind::Cl100k, PatternKind::O200k, PatternKind::Llama3];
 
     fn reference_pieces(kind: PatternKind, text: &str) -> Vec<String> {
         thread_local! {
