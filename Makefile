@@ -44,7 +44,7 @@ py-test: build browser
 test: build lint rust-test py-test
 
 # Benchmarks against the peers on a ~1 GB corpus made from ../shared/data, in bench-data/ (git-ignored).
-# TOKENLENS_BENCH_MB sets the corpus size, TOKENLENS_BENCH_LARGE=0 skips the 4x file of the memory check.
+# TOKENLENS_BENCH_MB sets the corpus size, TOKENLENS_BENCH_LARGE=0 skips the large files of the memory checks (4x, 2x).
 $(BIN)/.bench-installed: $(BIN)/.installed benches/requirements.txt
 	$(PYTHON) -m pip install --quiet -r benches/requirements.txt
 	touch $@

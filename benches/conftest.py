@@ -103,7 +103,7 @@ def corpus_texts(corpus_path: Path) -> list[str]:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if MEMORY:
-        terminalreporter.section("peak RSS of tokenlens count (GNU time)")
+        terminalreporter.section("peak RSS of tokenlens count and dedup (GNU time)")
         for name, (megabytes, peak, seconds) in MEMORY.items():
             line = f"{name}: {megabytes:,.0f} MB in {seconds:.1f} s, peak RSS {peak:,.1f} MB"
             terminalreporter.write_line(line)

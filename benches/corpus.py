@@ -156,6 +156,37 @@ def repeated_file(times: int, mb: int | None = None) -> Path:
     return path
 
 
+def distinct_path(times: int, mb: int | None = None) -> Path:
+    size = (mb if mb is not None else target_mb()) * MB
+    return BENCH_DATA / f"corpus-{size // MB}mb-x{times}-distinct.jsonl"
+
+
+#: Where a record's first text starts, for each record shape of the corpus.
+_TEXT_STARTS = (b'"content": "', b'"text": "', b'"prompt": "')
+
+
+def distinct_file(times: int, mb: int | None = None) -> Path:
+    """corpus_file(mb) `times` times over, every line made a distinct record by its number written at
+    the start of its first text: no exact duplicates, and the copies of a record are near duplicates of
+    each other (for the memory benchmark of `dedup`, where every record is signed and most are
+    candidates). Written once."""
+    path = distinct_path(times, mb)
+    base = corpus_file(mb)
+    if path.exists() and path.stat().st_size > times * base.stat().st_size:
+        return path
+    tmp = path.with_suffix(".tmp")
+    number = 0
+    with tmp.open("wb", buffering=16 * MB) as out:
+        for _ in range(times):
+            with base.open("rb") as src:
+                for line in src:
+                    at = min(i + len(s) for s in _TEXT_STARTS if (i := line.find(s)) >= 0)
+                    out.write(b"%s%d %s" % (line[:at], number, line[at:]))
+                    number += 1
+    tmp.replace(path)
+    return path
+
+
 # Tokenizer files for the peers, made from the cl100k_base ranks that tokenlens embeds (no network).
 
 
