@@ -53,10 +53,10 @@
 //! exact-hash map (32 to 64 bytes per distinct text) until [`DedupIndex::finish`]. `finish` sorts the
 //! band keys band by band (16 bytes a record, one band at a time) into groups of records sharing a
 //! key, drops the band keys and the map, and needs the signatures of the candidate records only.
-//! A signature is kept as 16-bit values (b-bit MinHash: the chance, 2^-16, that two different
-//! minima agree in 16 bits is corrected for), `2 * num_perm` = 224 bytes. While the signatures of
-//! all the records in the LSH index fit [`DedupConfig::held_signature_bytes`] (64 MiB by default,
-//! about 300,000 records), the first pass keeps them and the input is read once; past that it drops
+//! A signature is kept as 8-bit values (b-bit MinHash: the chance, 2^-8, that two different
+//! minima agree in their low 8 bits is corrected for), `num_perm` = 112 bytes. While the signatures
+//! of all the records in the LSH index fit [`DedupConfig::held_signature_bytes`] (64 MiB by default,
+//! about 600,000 records), the first pass keeps them and the input is read once; past that it drops
 //! them all, and [`dedup()`] reads its input a second time for the candidates' signatures (parsing
 //! only the candidates). The results take about 130 bytes a record (4 more while clustering). So a
 //! 2 GB file of 1 KB records (2 M records) needs about 400 MB in the first pass and at most about
@@ -453,10 +453,10 @@ pub struct RecordSignature {
     pub bands: Vec<u64>,
     /// Characters (Unicode scalar values) of the record's text.
     pub n_chars: u64,
-    /// The full MinHash signature as 16-bit values, for the local collector to keep; empty when the
+    /// The full MinHash signature as stored values, for the local collector to keep; empty when the
     /// text has no words, and never sent from a shard.
     #[serde(skip)]
-    pub minhash: Vec<u16>,
+    pub minhash: Vec<Stored>,
 }
 
 /// Per-thread signing state: the densification probes and scratch buffers.
@@ -497,7 +497,7 @@ impl Signer {
             sig.bands = (0..self.config.bands)
                 .map(|band| band_key(band, &self.mins[band * rows..(band + 1) * rows]))
                 .collect();
-            sig.minhash = self.mins.iter().map(|&m| m as u16).collect();
+            sig.minhash = self.mins.iter().map(|&m| m as Stored).collect();
         }
         sig
     }
@@ -648,7 +648,7 @@ pub struct DedupIndex {
     keys: Vec<u64>,
     /// The signatures of the `lsh_records` (`num_perm` values each) while they fit
     /// `config.held_signature_bytes`; `None` once they do not, or once a record came without one.
-    held: Option<Vec<u16>>,
+    held: Option<Vec<Stored>>,
 }
 
 const NONE: u64 = u64::MAX;
@@ -688,10 +688,10 @@ impl DedupIndex {
     }
 
     /// Keeps the signature of the record just added to the LSH index, or gives up keeping any.
-    fn hold(&mut self, minhash: &[u16]) {
+    fn hold(&mut self, minhash: &[Stored]) {
         let Some(held) = &mut self.held else { return };
         let num_perm = self.config.num_perm;
-        let limit = self.config.held_signature_bytes / 2;
+        let limit = self.config.held_signature_bytes / std::mem::size_of::<Stored>();
         if minhash.len() != num_perm || held.len() + num_perm > limit {
             self.held = None;
             return;
@@ -773,7 +773,7 @@ impl DedupIndex {
 
         // Verify pairs within groups; join the similar ones.
         let num_perm = config.num_perm;
-        let chance = 1.0 / 65536.0;
+        let chance = 1.0 / f64::from(1u32 << Stored::BITS);
         let need =
             ((config.threshold * (1.0 - chance) + chance) * num_perm as f64 - 1e-9).ceil().max(1.0) as usize;
         let mut sets = UnionFind::new(sigs.records.len());
@@ -885,22 +885,26 @@ impl DedupIndex {
 }
 
 /// True when at least `need` of the values agree.
-fn matches_at_least(a: &[u16], b: &[u16], need: usize) -> bool {
-    // 16-bit counts over 32 values at a time, which the compiler turns into vector compares.
+fn matches_at_least(a: &[Stored], b: &[Stored], need: usize) -> bool {
+    // 8-bit counts over 128 values at a time, which the compiler turns into vector compares.
     let same: usize = a
-        .chunks(32)
-        .zip(b.chunks(32))
-        .map(|(x, y)| usize::from(x.iter().zip(y).map(|(p, q)| u16::from(p == q)).sum::<u16>()))
+        .chunks(128)
+        .zip(b.chunks(128))
+        .map(|(x, y)| usize::from(x.iter().zip(y).map(|(p, q)| u8::from(p == q)).sum::<u8>()))
         .sum();
     same >= need
 }
 
-/// The signatures of the candidate records, as 16-bit values (b-bit MinHash).
+/// A MinHash value as verification keeps it: its low 8 bits (b-bit MinHash), a quarter of the memory
+/// of the whole value, at the price of a chance of 2^-8 that two different values agree.
+type Stored = u8;
+
+/// The signatures of the candidate records, as [`Stored`] values.
 #[derive(Debug)]
 pub struct CandidateSignatures {
     records: Vec<u64>,
     num_perm: usize,
-    values: Vec<u16>,
+    values: Vec<Stored>,
     set: Vec<bool>,
     missing: usize,
 }
@@ -934,12 +938,12 @@ impl CandidateSignatures {
         if minhash.len() != self.num_perm {
             return false;
         }
-        self.store(pos, minhash.iter().map(|&v| v as u16));
+        self.store(pos, minhash.iter().map(|&v| v as Stored));
         true
     }
 
-    /// Stores the 16-bit signature (`num_perm` values) of the candidate at `pos`.
-    fn store(&mut self, pos: usize, values: impl IntoIterator<Item = u16>) {
+    /// Stores the signature (`num_perm` values) of the candidate at `pos`.
+    fn store(&mut self, pos: usize, values: impl IntoIterator<Item = Stored>) {
         let out = &mut self.values[pos * self.num_perm..(pos + 1) * self.num_perm];
         for (o, v) in out.iter_mut().zip(values) {
             *o = v;
@@ -958,7 +962,7 @@ impl CandidateSignatures {
         self.set[pos]
     }
 
-    fn get(&self, pos: usize) -> &[u16] {
+    fn get(&self, pos: usize) -> &[Stored] {
         &self.values[pos * self.num_perm..(pos + 1) * self.num_perm]
     }
 }
@@ -1913,7 +1917,7 @@ mod tests {
         }
         // Reading the candidates again gives what keeping the signatures gave: with no memory to
         // keep them, and with room for a few dozen records only.
-        for held in [0, 50 * 2 * 112] {
+        for held in [0, 50 * 112] {
             let reread = dedup_file_holding(&path, 2, 4096, Keep::Longest, held);
             assert_eq!(reread.records, reference.records);
             assert_eq!(reread.summary, reference.summary);
