@@ -1,6 +1,7 @@
 //! The Python bindings (`tokenlens._core`): the only place that knows about Python. Heavy work
 //! runs with the GIL released; engine errors become the exception tree declared here.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use pyo3::create_exception;
@@ -661,8 +662,10 @@ fn write_lines(
 }
 
 /// Exact and near duplicates (exact ones only with `exact_only`) of the records of `paths` (no
-/// tokenization). Returns (summary JSON, records as columns: file, line, exact_dup_of_file,
-/// exact_dup_of, cluster, cluster_size, is_representative, removed).
+/// tokenization). Returns (summary JSON, records as CSV with a header: file (index), line,
+/// exact_dup_of_file, exact_dup_of, cluster (empty when none), cluster_size, is_representative,
+/// removed). CSV because polars reads it natively: millions of rows as Python objects would take
+/// gigabytes.
 #[pyfunction]
 #[pyo3(signature = (paths, *, field = None, exact_only = false, ngram = 5, num_perm = 112, bands = 14, rows = 8, threshold = 0.8, keep = "first", threads = None, max_line_bytes = 256 << 20, progress = None))]
 #[allow(clippy::too_many_arguments)]
@@ -680,7 +683,7 @@ fn dedup_files<'py>(
     threads: Option<usize>,
     max_line_bytes: u64,
     progress: Option<&Progress>,
-) -> PyResult<(String, Bound<'py, PyDict>)> {
+) -> PyResult<(String, Bound<'py, PyBytes>)> {
     let settings = RunSettings { threads, max_line_bytes, chunk_size: None, progress };
     settings.validate()?;
     let keep = Keep::parse(keep).map_err(to_py_err)?;
@@ -699,26 +702,30 @@ fn dedup_files<'py>(
         "detection_probability": crate::dedup::detection_table(bands, rows),
     });
     let recs = &report.records;
-    let place = |i: u64| &recs[i as usize];
-    let columns = PyDict::new(py);
-    columns.set_item("file", recs.iter().map(|r| r.file).collect::<Vec<_>>())?;
-    columns.set_item("line", recs.iter().map(|r| r.line).collect::<Vec<_>>())?;
-    columns.set_item(
-        "exact_dup_of_file",
-        recs.iter().map(|r| r.outcome.exact_dup_of.map(|i| place(i).file)).collect::<Vec<_>>(),
-    )?;
-    columns.set_item(
-        "exact_dup_of",
-        recs.iter().map(|r| r.outcome.exact_dup_of.map(|i| place(i).line)).collect::<Vec<_>>(),
-    )?;
-    columns.set_item("cluster", recs.iter().map(|r| r.outcome.cluster).collect::<Vec<_>>())?;
-    columns.set_item("cluster_size", recs.iter().map(|r| r.outcome.cluster_size).collect::<Vec<_>>())?;
-    columns.set_item(
-        "is_representative",
-        recs.iter().map(|r| r.outcome.is_representative).collect::<Vec<_>>(),
-    )?;
-    columns.set_item("removed", recs.iter().map(|r| r.outcome.removed()).collect::<Vec<_>>())?;
-    Ok((summary.to_string(), columns))
+    let mut csv = Vec::with_capacity(32 * recs.len() + 128);
+    csv.extend_from_slice(
+        b"file,line,exact_dup_of_file,exact_dup_of,cluster,cluster_size,is_representative,removed\n",
+    );
+    // Writing into a Vec cannot fail.
+    let put = |csv: &mut Vec<u8>, value: Option<u64>, end: u8| {
+        if let Some(v) = value {
+            write!(csv, "{v}").expect("writes to memory");
+        }
+        csv.push(end);
+    };
+    for r in recs {
+        let o = &r.outcome;
+        let original = o.exact_dup_of.map(|i| &recs[i as usize]);
+        put(&mut csv, Some(r.file as u64), b',');
+        put(&mut csv, Some(r.line), b',');
+        put(&mut csv, original.map(|x| x.file as u64), b',');
+        put(&mut csv, original.map(|x| x.line), b',');
+        put(&mut csv, o.cluster, b',');
+        put(&mut csv, Some(o.cluster_size), b',');
+        writeln!(csv, "{},{}", o.is_representative, o.removed()).expect("writes to memory");
+    }
+    drop(report);
+    Ok((summary.to_string(), PyBytes::new(py, &csv)))
 }
 
 /// Writes `paths` to `dest` with every text record over `max_tokens` tokens (field `field`, a

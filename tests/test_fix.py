@@ -90,7 +90,7 @@ def test_filter_keeps_exactly_the_right_lines_byte_for_byte(tmp_path: Path) -> N
     expected = [lines[0], lines[4], lines[6]]
     assert out.read_bytes() == b"".join(with_newline(x) for x in expected)
     assert src.read_bytes() == data
-    reasons = {d.line: d.reason for d in result.dropped}
+    reasons = dict(result.dropped.select("line", "reason").iter_rows())
     assert reasons == {2: "invalid", 3: "blank", 4: "max_tokens", 6: "invalid"}
     manifest = json.loads(Path(f"{out}.manifest.json").read_text())
     assert manifest["lines_read"] == 7 and manifest["lines_written"] == 3
@@ -142,7 +142,7 @@ def test_dedup_exact_near_and_keep(tmp_path: Path) -> None:
     before = src.read_bytes()
 
     exact = dedup(src, str(tmp_path / "exact.jsonl"), exact_only=True)
-    assert [(d.line, d.reason) for d in exact.dropped] == [(3, "exact_duplicate")]
+    assert exact.dropped.select("line", "reason").rows() == [(3, "exact_duplicate")]
     # No near-duplicate search at all (not merely its results left unused).
     assert exact.summary["near_dup_clusters"] == 0
     assert (tmp_path / "exact.jsonl").read_bytes() == b"".join(
@@ -151,14 +151,14 @@ def test_dedup_exact_near_and_keep(tmp_path: Path) -> None:
 
     clusters = tmp_path / "clusters.parquet"
     near = dedup(src, str(tmp_path / "near.jsonl"), clusters=str(clusters))
-    assert [(d.line, d.reason) for d in near.dropped] == [(3, "exact_duplicate"), (4, "near_duplicate")]
+    assert near.dropped.select("line", "reason").rows() == [(3, "exact_duplicate"), (4, "near_duplicate")]
     assert (tmp_path / "near.jsonl").read_bytes() == b"".join(with_newline(lines[i]) for i in (0, 1, 4, 5))
     table = pl.read_parquet(clusters)
     assert sorted(table["line"].to_list()) == [1, 3, 4]
     assert table["cluster"].n_unique() == 1
 
     longest = dedup(src, str(tmp_path / "longest.jsonl"), keep="longest")
-    assert [(d.line, d.reason) for d in longest.dropped] == [(1, "near_duplicate"), (3, "exact_duplicate")]
+    assert longest.dropped.select("line", "reason").rows() == [(1, "near_duplicate"), (3, "exact_duplicate")]
     assert (tmp_path / "longest.jsonl").read_bytes() == b"".join(with_newline(lines[i]) for i in (1, 3, 4, 5))
     assert src.read_bytes() == before
     assert no_temp_files(tmp_path)
@@ -169,7 +169,7 @@ def test_dedup_without_duplicates_copies_everything(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_bytes(data)
     result = dedup(src, str(tmp_path / "out.jsonl"))
-    assert result.dropped == []
+    assert result.dropped.is_empty()
     assert (tmp_path / "out.jsonl").read_bytes() == data
 
 
@@ -305,8 +305,8 @@ def t0_subset(tmp_path: Path, name: str, n: int) -> Path:
 
 
 def sides(result: Any) -> tuple[set[int], set[int]]:
-    val = {d.line for d in result.train.dropped if d.reason == "validation"}
-    train = {d.line for d in result.validation.dropped if d.reason == "train"}
+    val = set(result.train.dropped.filter(pl.col("reason") == "validation")["line"])
+    train = set(result.validation.dropped.filter(pl.col("reason") == "train")["line"])
     return train, val
 
 

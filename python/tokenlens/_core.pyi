@@ -166,7 +166,7 @@ def dedup_files(
     threads: int | None = None,
     max_line_bytes: int = ...,
     progress: Progress | None = None,
-) -> tuple[str, dict[str, Any]]: ...
+) -> tuple[str, bytes]: ...
 def chunk_files(
     paths: list[str],
     dest: str,

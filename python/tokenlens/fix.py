@@ -1,15 +1,17 @@
 """Fixing the data: `dedup` and `filter` write the kept lines byte for byte, in input order,
-atomically, with a manifest beside the output that lists every dropped line and why. `chunk` cuts
+atomically, with a manifest beside the output that lists every dropped line and why. Dropped lines
+are kept as a polars table, never as one Python object each: `dedup` may drop millions. `chunk` cuts
 long text records into pieces of at most N tokens; `split` writes a reproducible train/validation
 split that never separates duplicates."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,16 +21,27 @@ from tokenlens import _core
 from tokenlens._core import Progress
 from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, _encoding, _paths
 from tokenlens.errors import InvalidInputError
-from tokenlens.output import write_json_atomic
+from tokenlens.output import atomic_output
 from tokenlens.report import Report, scan
 
 
 @dataclass(frozen=True)
 class Dropped:
+    """One dropped line, for commands that decide line by line; see `dropped_frame`."""
+
     file: str
     line: int
     reason: str
     detail: str = ""
+
+
+#: The columns of `FixResult.dropped`.
+DROPPED_SCHEMA = {"file": pl.String, "line": pl.UInt64, "reason": pl.String, "detail": pl.String}
+
+
+def dropped_frame(rows: Iterable[Dropped]) -> pl.DataFrame:
+    data = [(d.file, d.line, d.reason, d.detail) for d in rows]
+    return pl.DataFrame(data, schema=DROPPED_SCHEMA, orient="row")
 
 
 @dataclass(frozen=True)
@@ -51,12 +64,13 @@ class Unchanged:
 
 @dataclass
 class FixResult:
-    """What a fixing command did: lines read and written, and each dropped line with its reason."""
+    """What a fixing command did: lines read and written, and each dropped line with its reason
+    (`dropped`: file, line, reason, detail, in input order)."""
 
     output: str
     lines_read: int
     lines_written: int
-    dropped: list[Dropped]
+    dropped: pl.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
     #: `chunk` only: the records it cut into pieces, and the lines it could not look into.
     changed: list[Changed] | None = None
@@ -64,27 +78,32 @@ class FixResult:
 
     @property
     def dropped_by_reason(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for d in self.dropped:
-            counts[d.reason] = counts.get(d.reason, 0) + 1
-        return counts
+        counts = self.dropped.group_by("reason", maintain_order=True).len()
+        return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
 
-    def manifest(self, command: str) -> dict[str, Any]:
-        document = {
+    def write_manifest(self, path: str, command: str) -> None:
+        """The manifest as JSON, atomically; the dropped lines are streamed, a slice at a time."""
+        document: dict[str, Any] = {
             "tokenlens_version": _core.__version__,
             "command": command,
             "output": self.output,
             "lines_read": self.lines_read,
             "lines_written": self.lines_written,
             "dropped_by_reason": self.dropped_by_reason,
-            "dropped": [d.__dict__ for d in self.dropped],
             "summary": self.summary,
         }
         if self.changed is not None:
             document["changed"] = [c.__dict__ for c in self.changed]
         if self.not_chunked is not None:
             document["not_chunked"] = [u.__dict__ for u in self.not_chunked]
-        return document
+        with atomic_output(path) as f:
+            f.write(json.dumps(document, indent=2)[:-2] + ',\n  "dropped": [')
+            separator = "\n    "
+            for start in range(0, self.dropped.height, 100_000):
+                for row in self.dropped.slice(start, 100_000).write_ndjson().splitlines():
+                    f.write(separator + row)
+                    separator = ",\n    "
+            f.write("\n  ]\n}\n")
 
 
 def manifest_path(output: str) -> str:
@@ -103,7 +122,7 @@ def _check_output(names: list[str], output: str, force: bool) -> None:
 
 def _write(
     names: list[str],
-    dropped: list[Dropped],
+    dropped: pl.DataFrame,
     output: str,
     command: str,
     summary: dict[str, Any],
@@ -112,15 +131,16 @@ def _write(
     max_line_bytes: int,
     progress: Progress | None,
 ) -> FixResult:
-    index = {name: i for i, name in enumerate(names)}
-    drop: list[list[int]] = [[] for _ in names]
-    for d in dropped:
-        drop[index[d.file]].append(d.line)
+    """Writes the lines of `names` but the `dropped` ones (a frame as `dropped_frame` makes) to `output`,
+    and the manifest beside it."""
+    order = pl.DataFrame({"file": pl.Series(names, dtype=pl.String), "file_index": range(len(names))})
+    dropped = dropped.join(order, on="file", how="left").sort("file_index", "line", maintain_order=True)
+    drop = [dropped.filter(pl.col("file_index") == i)["line"].to_list() for i in range(len(names))]
     read, written = _core.write_lines(
         names, drop, output, force=force, threads=threads, max_line_bytes=max_line_bytes, progress=progress
     )
-    result = FixResult(output, read, written, sorted(dropped, key=lambda d: (index[d.file], d.line)), summary)
-    write_json_atomic(manifest_path(output), result.manifest(command))
+    result = FixResult(output, read, written, dropped.drop("file_index"), summary)
+    result.write_manifest(manifest_path(output), command)
     return result
 
 
@@ -147,7 +167,7 @@ def dedup(
     representative) and writes the other lines to `output`. Lines that are not records are kept."""
     names = _paths(paths)
     _check_output(names, output, force)
-    summary_text, columns = _core.dedup_files(
+    summary_text, records_csv = _core.dedup_files(
         names,
         field=field,
         exact_only=exact_only,
@@ -162,25 +182,34 @@ def dedup(
         progress=progress,
     )
     summary = json.loads(summary_text)
-    records = pl.DataFrame(columns).with_columns(
-        pl.col("file").map_elements(lambda i: names[i], return_dtype=pl.String),
-        pl.col("exact_dup_of_file").map_elements(lambda i: names[i], return_dtype=pl.String),
+    records = dedup_records(records_csv, names)
+    del records_csv
+    exact = pl.col("exact_dup_of").is_not_null()
+    near = pl.lit(not exact_only) & pl.col("cluster").is_not_null() & ~pl.col("is_representative")
+    dropped = records.filter(exact | near).select(
+        "file",
+        "line",
+        reason=pl.when(exact).then(pl.lit("exact_duplicate")).otherwise(pl.lit("near_duplicate")),
+        detail=pl.when(exact)
+        .then(pl.format("same text as {}:{}", "exact_dup_of_file", "exact_dup_of"))
+        .otherwise(pl.format("cluster {} ({} kept)", "cluster", pl.lit(keep))),
     )
-    dropped = []
-    for r in records.iter_rows(named=True):
-        if r["exact_dup_of"] is not None:
-            detail = f"same text as {r['exact_dup_of_file']}:{r['exact_dup_of']}"
-            dropped.append(Dropped(r["file"], r["line"], "exact_duplicate", detail))
-        elif not exact_only and r["cluster"] is not None and not r["is_representative"]:
-            dropped.append(
-                Dropped(r["file"], r["line"], "near_duplicate", f"cluster {r['cluster']} ({keep} kept)")
-            )
     if clusters is not None:
-        from tokenlens.output import atomic_output
-
         with atomic_output(clusters, "wb") as f:
             records.filter(pl.col("cluster").is_not_null()).sort("cluster", "file", "line").write_parquet(f)
+    del records
     return _write(names, dropped, output, command, summary, force, threads, max_line_bytes, progress)
+
+
+def dedup_records(records_csv: bytes, names: list[str]) -> pl.DataFrame:
+    """The records table of `_core.dedup_files`, with file names for file indices."""
+    u64 = pl.UInt64
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {"file": pl.UInt32, "line": u64}
+    schema |= {"exact_dup_of_file": pl.UInt32, "exact_dup_of": u64, "cluster": u64, "cluster_size": u64}
+    schema |= {"is_representative": pl.Boolean, "removed": pl.Boolean}
+    records = pl.read_csv(io.BytesIO(records_csv), schema=schema)
+    files = pl.Series(names, dtype=pl.String)
+    return records.with_columns(**{c: files.gather(records[c]) for c in ("file", "exact_dup_of_file")})
 
 
 def filter_lines(
@@ -235,7 +264,8 @@ def filter_lines(
             reason, detail = "near_duplicate", f"cluster {r['cluster']}"
         if reason:
             dropped.append(Dropped(r["file"], r["line"], reason, detail))
-    return _write(names, dropped, output, command, report.summary, force, threads, max_line_bytes, progress)
+    frame = dropped_frame(dropped)
+    return _write(names, frame, output, command, report.summary, force, threads, max_line_bytes, progress)
 
 
 def chunk(
@@ -284,12 +314,12 @@ def chunk(
         output,
         summary["lines_read"],
         summary["lines_written"],
-        [],
+        dropped_frame([]),
         summary,
         changed=[Changed(names[f], line, n) for f, line, n in changed],
         not_chunked=[Unchanged(names[f], line, reason) for f, line, reason in unchanged],
     )
-    write_json_atomic(manifest_path(output), result.manifest(command))
+    result.write_manifest(manifest_path(output), command)
     return result
 
 
@@ -457,6 +487,6 @@ def split(
     dropped_train = excluded + [Dropped(f, line, "validation") for f, line in sorted(to_val)]
     dropped_val = excluded + [Dropped(f, line, "train") for f, line in members if (f, line) not in to_val]
     common = (force, threads, max_line_bytes, progress)
-    train_result = _write(names, dropped_train, train, command, summary, *common)
-    val_result = _write(names, dropped_val, validation, command, summary, *common)
+    train_result = _write(names, dropped_frame(dropped_train), train, command, summary, *common)
+    val_result = _write(names, dropped_frame(dropped_val), validation, command, summary, *common)
     return SplitResult(train_result, val_result, summary)
