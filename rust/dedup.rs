@@ -58,10 +58,11 @@
 //! of all the records in the LSH index fit [`DedupConfig::held_signature_bytes`] (64 MiB by default,
 //! about 600,000 records), the first pass keeps them and the input is read once; past that it drops
 //! them all, and [`dedup()`] reads its input a second time for the candidates' signatures (parsing
-//! only the candidates). The results take about 130 bytes a record (4 more while clustering). So a
-//! 2 GB file of 1 KB records (2 M records) needs about 400 MB in the first pass and at most about
-//! 600 MB in the second even if every record were a candidate; records of a few hundred bytes still
-//! fit 1 GB.
+//! only the candidates). Grouping lists each group's members (4 bytes each, one list per band
+//! where the groups differ), and the results take about 130 bytes a record. Measured on a 2 GiB file
+//! of 2.67 M distinct records that are all candidates (`benches/test_memory.py`): about 600 MB at
+//! the end of the first pass, 880 MB at the peak, while the candidates' signatures are read again;
+//! `tokenlens dedup` as a whole peaks at 900 MB.
 //!
 //! Every candidate pair is *verified* before it is joined: the Jaccard similarity estimated from
 //! the full `num_perm` signature values must reach `threshold` (with 112 values the estimate's
