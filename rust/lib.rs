@@ -20,6 +20,9 @@ pub mod scan;
 pub mod stats;
 pub mod tokenizer;
 
+#[cfg(test)]
+mod testing;
+
 #[cfg(feature = "python")]
 mod python;
 

@@ -465,13 +465,7 @@ mod tests {
 
     #[test]
     fn random_lines_agree_with_the_slow_path() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut random = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut random = crate::testing::xorshift(0x9E37_79B9_7F4A_7C15);
         let specs = specs();
         let mut records = 0;
         for _ in 0..40_000 {

@@ -376,86 +376,10 @@ mod tests {
         (ours, tokenizers::Tokenizer::from_file(&path).unwrap())
     }
 
-    const PIECES: &[&str] = &[
-        " ",
-        "  ",
-        "   ",
-        "\t",
-        "\n",
-        "\n\n",
-        "\r\n",
-        "\r",
-        "\u{a0}",
-        "\u{3000}",
-        "\u{2028}",
-        "\u{200b}",
-        "\u{0b}",
-        "\u{0c}",
-        "\u{85}",
-        "\u{feff}",
-        "深度学习",
-        "สวัสดีครับ",
-        "น้ำ",
-        "नमस्ते",
-        "ـعربيـ",
-        "שָׁלוֹם",
-        "👩‍👩‍👧‍👦",
-        "🏳️‍🌈",
-        "👍🏽",
-        "🇩🇪",
-        "e\u{301}",
-        "\u{301}\u{302}",
-        "İ",
-        "ǅ",
-        "ﬁ",
-        "Ⅻ",
-        "²",
-        "½",
-        "١٢٣٤",
-        "𝟘𝟙𝟚",
-        "0123456789",
-        "1,000.5",
-        "'s",
-        "'S",
-        "'ſ",
-        "'t",
-        "'Re",
-        "'vE",
-        "'M",
-        "'lL",
-        "'D",
-        "don't",
-        "DON'T",
-        "’s",
-        "camelCase",
-        "McDonald",
-        "HELLO",
-        "hello",
-        "Hello",
-        "<|endoftext|>",
-        "a/b",
-        "//",
-        "./\n",
-        "...",
-        "\\n",
-        "\u{0}",
-        "\u{7f}",
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-        "ab",
-        "Internationalization",
-        "tokenization",
-    ];
-
     /// Adversarial texts: pieces and random code points of every plane, stuck together at random, and a
     /// few long runs (which take the heap merge).
     fn random_texts(count: usize, seed: u64) -> Vec<String> {
-        let mut state = seed | 1;
-        let mut random = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut random = crate::testing::xorshift(seed);
         let mut texts: Vec<String> = vec![
             "a".repeat(3000),
             "ab".repeat(700),
@@ -467,19 +391,7 @@ mod tests {
             "x\u{301}".repeat(200),
             "Hello, world!  How are   you?\r\n\tFine.\n\n  ".into(),
         ];
-        for _ in 0..count {
-            let mut text = String::new();
-            for _ in 0..random(24) + 1 {
-                match random(4) {
-                    0 => {
-                        let limit = [0x80, 0x800, 0x1_0000, 0x11_0000][random(4)];
-                        text.extend(char::from_u32(random(limit) as u32));
-                    }
-                    _ => text += PIECES[random(PIECES.len())],
-                }
-            }
-            texts.push(text);
-        }
+        texts.extend((0..count).map(|_| crate::testing::adversarial_text(&mut random, 4)));
         texts
     }
 

@@ -527,82 +527,9 @@ mod tests {
 
     #[test]
     fn matches_reference_on_random_text() {
-        // Adversarial pieces and random code points of every plane, stuck together at random.
-        let pieces = [
-            " ",
-            "  ",
-            "\t",
-            "\n",
-            "\r\n",
-            "\r",
-            "\u{a0}",
-            "\u{3000}",
-            "\u{2028}",
-            "\u{200b}",
-            "\u{0b}",
-            "\u{0c}",
-            "\u{85}",
-            "\u{feff}",
-            "深度学习",
-            "สวัสดีครับ",
-            "น้ำ",
-            "नमस्ते",
-            "ـعربيـ",
-            "שָׁלוֹם",
-            "👩‍👩‍👧‍👦",
-            "🏳️‍🌈",
-            "👍🏽",
-            "🇩🇪",
-            "e\u{301}",
-            "İ",
-            "ǅ",
-            "ﬁ",
-            "Ⅻ",
-            "²",
-            "½",
-            "١٢٣٤",
-            "𝟘𝟙𝟚",
-            "0123456789",
-            "'s",
-            "'S",
-            "'ſ",
-            "'t",
-            "'Re",
-            "'vE",
-            "'M",
-            "'lL",
-            "'D",
-            "don't",
-            "DON'T",
-            "camelCase",
-            "McDonald",
-            "<|endoftext|>",
-            "a/b",
-            "//",
-            "./\n",
-            "...",
-            "\\n",
-            "\u{0}",
-            "\u{7f}",
-        ];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut random = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut random = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..3000 {
-            let mut text = String::new();
-            for _ in 0..random(24) + 1 {
-                match random(3) {
-                    0 => {
-                        let limit = [0x80, 0x800, 0x1_0000, 0x11_0000][random(4)];
-                        text.extend(char::from_u32(random(limit) as u32));
-                    }
-                    _ => text += pieces[random(pieces.len())],
-                }
-            }
+            let text = crate::testing::adversarial_text(&mut random, 3);
             assert_matches_reference(&text);
         }
     }
