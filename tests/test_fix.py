@@ -105,6 +105,9 @@ def test_filter_keeps_exactly_the_right_lines_byte_for_byte(tmp_path: Path) -> N
     assert out.read_bytes() == with_newline(data)
     with pytest.raises(tokenlens.TokenlensError):
         filter_lines(src, str(src), force=True)
+    # A dropped line is named by file and line, which would not tell two copies of one input apart.
+    with pytest.raises(tokenlens.InvalidInputError, match="more than once"):
+        dedup([src, src], str(tmp_path / "twice.jsonl"))
     assert src.read_bytes() == data
     assert no_temp_files(tmp_path)
 

@@ -115,6 +115,9 @@ def _check_output(names: list[str], output: str, force: bool) -> None:
         raise InvalidInputError("the output must be a file")
     if "-" in names:
         raise InvalidInputError("fixing reads the input twice: give files, not stdin")
+    if repeated := sorted({name for name in names if names.count(name) > 1}):
+        # Dropped lines are named by file and line, which would not say which copy they are in.
+        raise InvalidInputError(f"an input is given more than once: {', '.join(repeated)}")
     for path in (output, manifest_path(output)):
         if os.path.exists(path) and not force:
             raise InvalidInputError(f"{path} exists; use --force to replace it")
