@@ -565,7 +565,7 @@ fn scan_merge<'py>(
     names: Vec<String>,
     encodings: Vec<PyRef<'py, Encoding>>,
     config: &ScanConfig,
-    shards: Vec<(usize, Vec<u8>)>,
+    shards: Vec<(usize, Py<PyBytes>)>,
     fetch: Bound<'py, PyAny>,
 ) -> PyResult<ScanResult<'py>> {
     let encodings = encodings_of(&encodings);
@@ -577,8 +577,8 @@ fn scan_merge<'py>(
         let mut lines_in_file = vec![0u64; names.len()];
         for (file, bytes) in shards {
             check()?;
-            let state = ScanState::from_bytes(&bytes)?;
-            drop(bytes);
+            // Read where Python holds them, one state at a time: no second copy of all the states.
+            let state = Python::with_gil(|py| ScanState::from_bytes(bytes.as_bytes(py)))?;
             let lines_before = *lines_in_file.get(file).ok_or_else(|| {
                 Error::InvalidInput(format!("shard of file {file}, but there are {} files", names.len()))
             })?;
