@@ -167,6 +167,20 @@ def test_dedup_exact_near_and_keep(tmp_path: Path) -> None:
     assert no_temp_files(tmp_path)
 
 
+def test_dedup_across_files_names_the_right_file(tmp_path: Path) -> None:
+    first = [json.dumps({"text": words(i, 40)}) for i in range(3)]
+    second = [json.dumps({"text": words(7, 40)}), first[1], json.dumps({"text": words(7, 40)})]
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n".join(first) + "\n", encoding="utf-8")
+    b.write_text("\n".join(second) + "\n", encoding="utf-8")
+    result = dedup([b, a], str(tmp_path / "out.jsonl"))
+    # Input order: b's lines first, so a's copy of b's line 2 is the duplicate.
+    assert result.dropped.select("file", "line").rows() == [(str(b), 3), (str(a), 2)]
+    assert result.dropped["detail"].to_list() == [f"same text as {b}:1", f"same text as {b}:2"]
+    kept = [second[0], second[1], first[0], first[2]]
+    assert (tmp_path / "out.jsonl").read_text(encoding="utf-8") == "".join(line + "\n" for line in kept)
+
+
 def test_dedup_without_duplicates_copies_everything(tmp_path: Path) -> None:
     data = b"".join(json.dumps({"text": words(i, 40)}).encode() + b"\r\n" for i in range(50))
     src = tmp_path / "in.jsonl"

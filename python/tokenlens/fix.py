@@ -138,7 +138,8 @@ def _write(
     and the manifest beside it."""
     order = pl.DataFrame({"file": pl.Series(names, dtype=pl.String), "file_index": range(len(names))})
     dropped = dropped.join(order, on="file", how="left").sort("file_index", "line", maintain_order=True)
-    drop = [dropped.filter(pl.col("file_index") == i)["line"].to_list() for i in range(len(names))]
+    parts = dropped.partition_by("file_index", as_dict=True)
+    drop = [parts[(i,)]["line"].to_list() if (i,) in parts else [] for i in range(len(names))]
     read, written = _core.write_lines(
         names, drop, output, force=force, threads=threads, max_line_bytes=max_line_bytes, progress=progress
     )
