@@ -157,8 +157,8 @@ def repeated_file(times: int, mb: int | None = None) -> Path:
 
 
 def distinct_path(times: int, mb: int | None = None) -> Path:
-    size = (mb if mb is not None else target_mb()) * MB
-    return BENCH_DATA / f"corpus-{size // MB}mb-x{times}-distinct.jsonl"
+    repeated = repeated_path(times, mb)
+    return repeated.with_name(f"{repeated.stem}-distinct.jsonl")
 
 
 #: Where a record's first text starts, for each record shape of the corpus.

@@ -279,20 +279,15 @@ impl Counter {
                 let cache = &mut self.cache;
                 t.for_each_segment(text, self.special_tokens, |segment| match segment {
                     Segment::Special(_) => total += 1,
-                    Segment::Ordinary(text) => t
-                        .pretokenizer
-                        .for_each(text, |r| total += count_piece(t.as_ref(), cache, text.as_bytes(), r)),
+                    Segment::Ordinary(text) => {
+                        total += count_pieces(t.as_ref(), &t.pretokenizer, cache, text)
+                    }
                 });
                 Ok(total)
             }
             Backend::HuggingFace(hf) => match &hf.native {
                 Ok(native) if !native.has_added_token(text) => {
-                    let mut total = 0u64;
-                    let cache = &mut self.cache;
-                    native
-                        .pretokenizer
-                        .for_each(text, |r| total += count_piece(native, cache, text.as_bytes(), r));
-                    Ok(total)
+                    Ok(count_pieces(native, &native.pretokenizer, &mut self.cache, text))
                 }
                 _ => hf
                     .tokenizer
@@ -350,6 +345,19 @@ impl PieceModel for Tiktoken {
     fn merged_count(&self, piece: &[u8]) -> u32 {
         bpe::merge_boundaries(&self.ranks, piece).len() as u32 - 1
     }
+}
+
+/// The token count of `text`, pre-token by pre-token.
+#[inline]
+fn count_pieces(
+    t: &impl PieceModel,
+    pretokenizer: &Pretokenizer,
+    cache: &mut PieceCounts,
+    text: &str,
+) -> u64 {
+    let mut total = 0;
+    pretokenizer.for_each(text, |r| total += count_piece(t, cache, text.as_bytes(), r));
+    total
 }
 
 /// The token count of the piece `text[range]`.
