@@ -21,13 +21,27 @@ pub fn short_key(bytes: &[u8]) -> u128 {
     u128::from_le_bytes(buf)
 }
 
-/// [`short_key`] of `text[range]`, read with whole 8-byte loads from `text` (mostly longer than the
-/// piece) instead of a copy of variable length.
-#[inline]
+/// [`short_key`] of `text[range]`, read with whole 16- or 8-byte loads from `text` (mostly longer
+/// than the piece) instead of a copy of variable length.
+#[inline(always)]
 pub fn short_key_in(text: &[u8], range: Range<usize>) -> u128 {
     let (start, end) = (range.start, range.end);
     let n = end - start;
     debug_assert!(0 < n && n <= SHORT_KEY_MAX_LEN);
+    if let Some(bytes) = text.get(start..start + 16) {
+        // The low `n` bytes, by a mask from a table: a shift of u128 by a variable amount is slow.
+        const LOW_BYTES: [u128; 16] = {
+            let mut masks = [0u128; 16];
+            let mut n = 1;
+            while n < 16 {
+                masks[n] = u128::MAX >> (8 * (16 - n));
+                n += 1;
+            }
+            masks
+        };
+        let value = u128::from_le_bytes(bytes.try_into().expect("16 bytes"));
+        return value & LOW_BYTES[n] | (n as u128) << 120;
+    }
     let word = |at: usize| u64::from_le_bytes(text[at..at + 8].try_into().expect("8 bytes"));
     let value = if n >= 8 {
         // The first and the last 8 bytes; where they overlap, they hold the same bytes.
@@ -263,7 +277,7 @@ mod tests {
 
     #[test]
     fn short_keys_read_in_place_equal_copied_ones() {
-        let text: Vec<u8> = (0..24u8).map(|b| b.wrapping_mul(97) | 1).collect();
+        let text: Vec<u8> = (0..40u8).map(|b| b.wrapping_mul(97) | 1).collect();
         for len in 1..=text.len() {
             for start in 0..len {
                 for end in start + 1..=len.min(start + SHORT_KEY_MAX_LEN) {

@@ -299,13 +299,16 @@ impl Counter {
     }
 }
 
-/// Slots of the direct-mapped cache of the most recent short pieces (2^13 x 32 bytes: fits in L2).
-const HOT_SLOTS_BITS: u32 = 13;
+/// Slots of the direct-mapped cache of the most recent short pieces (2^14 x 16 bytes: fits in L2).
+const HOT_SLOTS_BITS: u32 = 14;
+/// A hot slot holds a short piece's key with its token count in the top 4 bits, which the key leaves
+/// free: its top byte is the piece's length, at most 15, and so is the count (a token has a byte).
+const HOT_COUNT_SHIFT: u32 = 124;
 
 /// Per-thread memory of pre-token counts: a small direct-mapped cache that keeps the frequent short
 /// pieces close to the CPU, then every short piece by integer key, and longer pieces by their bytes.
 struct PieceCounts {
-    hot: Box<[(u128, u32)]>,
+    hot: Box<[u128]>,
     short: FxHashMap<u128, u32>,
     long: FxHashMap<Box<[u8]>, u32>,
 }
@@ -314,7 +317,7 @@ impl Default for PieceCounts {
     fn default() -> Self {
         // Key 0 is never a piece's key (its length byte would be 0), so it marks an empty slot.
         PieceCounts {
-            hot: vec![(0, 0); 1 << HOT_SLOTS_BITS].into(),
+            hot: vec![0; 1 << HOT_SLOTS_BITS].into(),
             short: Default::default(),
             long: Default::default(),
         }
@@ -356,20 +359,24 @@ fn count_pieces(
     text: &str,
 ) -> u64 {
     let mut total = 0;
-    pretokenizer.for_each(text, |r| total += count_piece(t, cache, text.as_bytes(), r));
+    pretokenizer.for_each(
+        text,
+        #[inline(always)]
+        |r| total += count_piece(t, cache, text.as_bytes(), r),
+    );
     total
 }
 
 /// The token count of the piece `text[range]`.
-#[inline]
+#[inline(always)]
 fn count_piece(t: &impl PieceModel, cache: &mut PieceCounts, text: &[u8], range: Range<usize>) -> u64 {
     let piece = &text[range.clone()];
     let merge = || t.merged_count(piece);
     if piece.len() <= bpe::SHORT_KEY_MAX_LEN {
         let key = bpe::short_key_in(text, range);
-        let slot = &mut cache.hot[hot_slot(key)];
-        if slot.0 == key {
-            return slot.1.into();
+        let slot = cache.hot[hot_slot(key)];
+        if slot & (u128::MAX >> (128 - HOT_COUNT_SHIFT)) == key {
+            return (slot >> HOT_COUNT_SHIFT) as u64;
         }
         let n = match cache.short.get(&key) {
             Some(&n) => n,
@@ -382,7 +389,8 @@ fn count_piece(t: &impl PieceModel, cache: &mut PieceCounts, text: &[u8], range:
                 n
             }
         };
-        cache.hot[hot_slot(key)] = (key, n);
+        debug_assert!(n <= bpe::SHORT_KEY_MAX_LEN as u32);
+        cache.hot[hot_slot(key)] = key | (n as u128) << HOT_COUNT_SHIFT;
         return n.into();
     }
     if t.is_one_token(piece) {
