@@ -210,6 +210,36 @@ fn ascii_letters_end(b: &[u8], mut i: usize, lowercase: bool) -> usize {
     i
 }
 
+/// The end of ` ?[A-Za-z]+` at `pos` when an ASCII byte (or the end of the text) follows it: the most
+/// common pre-token of prose and code, and a whole word alternative of the GPT-2, cl100k and Llama 3
+/// patterns (no earlier alternative, contractions included, starts with a space or a letter). None for
+/// the rest, which the class-table matchers decide, non-ASCII letters included.
+#[inline(always)]
+fn ascii_word_end(b: &[u8], pos: usize) -> Option<usize> {
+    let start = pos + usize::from(b[pos] == b' ');
+    if !b.get(start)?.is_ascii_alphabetic() {
+        return None;
+    }
+    let end = ascii_letters_end(b, start + 1, false);
+    b.get(end).map_or(true, u8::is_ascii).then_some(end)
+}
+
+/// The end of ` ?[A-Z]*[a-z]*` (one letter at least) at `pos` when an ASCII byte other than an
+/// apostrophe (or the end of the text) follows it: o200k's word alternatives on ASCII, which both end
+/// after the upper-case run and the lower-case run after it. None for the rest (contractions,
+/// non-ASCII letters and marks), which [`Pretokenizer::o200k`] decides.
+#[inline(always)]
+fn ascii_cased_word_end(b: &[u8], pos: usize) -> Option<usize> {
+    let start = pos + usize::from(b[pos] == b' ');
+    let mut upper_end = start;
+    while b.get(upper_end).is_some_and(u8::is_ascii_uppercase) {
+        upper_end += 1;
+    }
+    let end = ascii_letters_end(b, upper_end, true);
+    let settled = b.get(end).map_or(true, |&c| c.is_ascii() && c != b'\'');
+    (end > start && settled).then_some(end)
+}
+
 /// `[^\r\n\p{L}\p{N}]`, the optional character before a word.
 #[inline(always)]
 fn is_word_prefix(class: u8) -> bool {
@@ -270,10 +300,13 @@ impl Pretokenizer {
         let b = text.as_bytes();
         let mut pos = 0;
         while pos < b.len() {
+            // Words of ASCII letters are decided here, in the loop; the rest by a call to the matcher.
             let end = match self.kind {
-                PatternKind::Gpt2 => self.gpt2(b, pos),
-                PatternKind::Cl100k | PatternKind::Llama3 => self.cl100k(b, pos),
-                PatternKind::O200k => self.o200k(b, pos),
+                PatternKind::Gpt2 => ascii_word_end(b, pos).unwrap_or_else(|| self.gpt2(b, pos)),
+                PatternKind::Cl100k | PatternKind::Llama3 => {
+                    ascii_word_end(b, pos).unwrap_or_else(|| self.cl100k(b, pos))
+                }
+                PatternKind::O200k => ascii_cased_word_end(b, pos).unwrap_or_else(|| self.o200k(b, pos)),
             };
             debug_assert!(end > pos && text.is_char_boundary(end));
             f(pos..end);
@@ -530,6 +563,54 @@ mod tests {
         let mut random = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..3000 {
             let text = crate::testing::adversarial_text(&mut random, 3);
+            assert_matches_reference(&text);
+        }
+    }
+
+    #[test]
+    fn matches_reference_on_long_mostly_ascii_text() {
+        // Prose, code and numbers in both cases, with contractions and now and then a character
+        // outside ASCII right after a word: the ASCII word paths and their hand-overs.
+        let pieces = [
+            " the",
+            " quick",
+            "Brown",
+            " FOX",
+            "\n",
+            "\n\n",
+            "  ",
+            "\t",
+            ". ",
+            ", ",
+            "!\n",
+            "'s",
+            "'T",
+            " don't",
+            "(x)",
+            " 1234567",
+            "3.14",
+            " \u{a0}",
+            "é",
+            "naïve",
+            " /path/to",
+            "//",
+            ".\n/",
+            "\r\n",
+            " ...",
+            "ab'",
+            "Internationalization",
+            "ALLCAPSWORD",
+            "camelCase",
+            " @#$%^&*",
+            "\u{301}",
+            "中文",
+            " 42",
+            "x86_64",
+            "'ll",
+        ];
+        let mut random = crate::testing::xorshift(0x9e37_79b9);
+        for _ in 0..1500 {
+            let text: String = (0..random(80) + 1).map(|_| pieces[random(pieces.len())]).collect();
             assert_matches_reference(&text);
         }
     }
