@@ -29,6 +29,5 @@ fn main() {
     };
     let run_options = RunOptions { threads: 1, ..Default::default() };
     let report = scan(&sources, &[encoding], &options, &run_options).expect("scan runs");
-    let s = &report.summary;
-    println!("lines {} valid {} tokens {}", s["lines"], s["valid"], s["tokens"]["total"]);
+    println!("{:#}", report.summary);
 }
