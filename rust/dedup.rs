@@ -731,10 +731,11 @@ impl DedupIndex {
         let mut group_ends: Vec<usize> = Vec::new();
         let mut seen_groups: FxHashSet<(u64, u32, u32)> = FxHashSet::default();
         let mut by_key: Vec<(u64, u32)> = Vec::with_capacity(lsh_records.len());
+        let mut buckets = BucketScratch::default();
         for band in 0..bands {
             by_key.clear();
             by_key.extend(lsh_records.iter().enumerate().map(|(i, &r)| (keys[i * bands + band], r)));
-            by_key.sort_unstable();
+            sort_by_hash(&mut by_key, &mut buckets);
             for run in by_key.chunk_by(|x, y| x.0 == y.0).filter(|run| run.len() >= 2) {
                 let mut members = Xxh3::new();
                 run.iter().for_each(|&(_, r)| members.update(&r.to_le_bytes()));
@@ -882,6 +883,64 @@ impl DedupIndex {
         summary.kept = summary.records - summary.removed;
         summary.unique_fraction = if n == 0 { 1.0 } else { summary.kept as f64 / n as f64 };
         Ok(DedupResult { records, summary })
+    }
+}
+
+/// Bucket bounds for [`sort_by_hash`].
+#[derive(Debug, Default)]
+struct BucketScratch {
+    next: Vec<u32>,
+    end: Vec<u32>,
+}
+
+/// Sorts `(key, record)` pairs whose keys are hashes, in place: the same order as `sort_unstable`
+/// in a few passes rather than `log n` of them. The top bits of the keys spread the pairs evenly
+/// over about one bucket per pair; one pass of swaps moves each pair into its bucket (American flag
+/// sort) and each bucket, of a pair or two, is then sorted on its own.
+fn sort_by_hash(pairs: &mut [(u64, u32)], scratch: &mut BucketScratch) {
+    if pairs.len() < 64 {
+        pairs.sort_unstable();
+        return;
+    }
+    let bits = pairs.len().ilog2().min(20);
+    let bucket = |key: u64| (key >> (64 - bits)) as usize;
+    let BucketScratch { next, end } = scratch;
+    end.clear();
+    end.resize(1 << bits, 0);
+    for &(key, _) in pairs.iter() {
+        end[bucket(key)] += 1;
+    }
+    next.clear();
+    let mut at = 0;
+    for size in end.iter_mut() {
+        next.push(at);
+        at += *size;
+        *size = at;
+    }
+    for b in 0..end.len() {
+        while next[b] < end[b] {
+            // Carry the pair at the bucket's next free place to where it belongs, until one that
+            // belongs here comes back.
+            let mut pair = pairs[next[b] as usize];
+            loop {
+                let home = bucket(pair.0);
+                if home == b {
+                    break;
+                }
+                std::mem::swap(&mut pair, &mut pairs[next[home] as usize]);
+                next[home] += 1;
+            }
+            pairs[next[b] as usize] = pair;
+            next[b] += 1;
+        }
+    }
+    let mut start = 0;
+    for &stop in end.iter() {
+        let stop = stop as usize;
+        if stop - start > 1 {
+            pairs[start..stop].sort_unstable();
+        }
+        start = stop;
     }
 }
 
@@ -1059,15 +1118,21 @@ enum Distinct {
 }
 
 impl Distinct {
-    fn insert(&mut self, h: u64) {
-        match self {
-            Distinct::Exact(set) => {
-                set.insert(h);
-                if set.len() > EXACT_DISTINCT_LIMIT {
-                    self.convert_to_sketch();
+    /// Adds `hashes`, checking the exact limit once per batch rather than once per value: the set
+    /// may pass the limit by one batch before it turns into a sketch, which gives the same sketch.
+    fn insert_all(&mut self, hashes: impl Iterator<Item = u64>) {
+        const BATCH: usize = 4096;
+        let mut hashes = hashes.peekable();
+        while hashes.peek().is_some() {
+            match self {
+                Distinct::Exact(set) => {
+                    set.extend(hashes.by_ref().take(BATCH));
+                    if set.len() > EXACT_DISTINCT_LIMIT {
+                        self.convert_to_sketch();
+                    }
                 }
+                Distinct::Sketch(regs) => hashes.by_ref().for_each(|h| hll_insert(regs, h)),
             }
-            Distinct::Sketch(regs) => hll_insert(regs, h),
         }
     }
 
@@ -1083,7 +1148,7 @@ impl Distinct {
 
     fn merge(&mut self, other: &Distinct) {
         match other {
-            Distinct::Exact(set) => set.iter().for_each(|&h| self.insert(h)),
+            Distinct::Exact(set) => self.insert_all(set.iter().copied()),
             Distinct::Sketch(theirs) => {
                 self.convert_to_sketch();
                 let Distinct::Sketch(regs) = self else { unreachable!() };
@@ -1152,9 +1217,9 @@ impl Diversity {
             self.total[n - 1] += (words.len() + 1 - n) as u64;
             let distinct = &mut self.distinct[n - 1];
             if n == 1 {
-                words.iter().for_each(|&w| distinct.insert(fmix64(w)));
+                distinct.insert_all(words.iter().map(|&w| fmix64(w)));
             } else {
-                words.windows(n).for_each(|w| distinct.insert(fold_words(w, n as u64)));
+                distinct.insert_all(words.windows(n).map(|w| fold_words(w, n as u64)));
             }
         }
     }
@@ -1812,6 +1877,30 @@ mod tests {
         let texts = vec![base.join(" "), base.join(" ").to_uppercase()];
         let result = run_index(&texts, &DedupConfig { keep: Keep::Longest, ..Default::default() });
         assert!(result.records[0].is_representative && !result.records[1].is_representative);
+    }
+
+    #[test]
+    fn sort_by_hash_sorts_like_sort_unstable() {
+        let mut state = 7u64;
+        let mut scratch = BucketScratch::default();
+        for n in [0, 1, 63, 64, 1000, 70_000] {
+            let mut pairs: Vec<(u64, u32)> = (0..n as u32)
+                .map(|r| {
+                    let h = splitmix64(&mut state);
+                    // Runs of equal keys, and keys that share their top bits, as well as spread ones.
+                    let key = match h % 4 {
+                        0 => h % 5,
+                        1 => h >> 40,
+                        _ => h,
+                    };
+                    (key, r)
+                })
+                .collect();
+            let mut expected = pairs.clone();
+            expected.sort_unstable();
+            sort_by_hash(&mut pairs, &mut scratch);
+            assert_eq!(pairs, expected, "{n} pairs");
+        }
     }
 
     #[test]
