@@ -1210,17 +1210,22 @@ pub struct NgramDiversity {
 impl Diversity {
     /// Counts the 1-, 2- and 3-grams of one record's words ([`Signer::words`]).
     pub fn add_words(&mut self, words: &[u64]) {
-        for n in 1..=3 {
-            if words.len() < n {
-                break;
-            }
-            self.total[n - 1] += (words.len() + 1 - n) as u64;
-            let distinct = &mut self.distinct[n - 1];
-            if n == 1 {
-                distinct.insert_all(words.iter().map(|&w| fmix64(w)));
-            } else {
-                distinct.insert_all(words.windows(n).map(|w| fold_words(w, n as u64)));
-            }
+        self.add_ngrams::<1>(words);
+        self.add_ngrams::<2>(words);
+        self.add_ngrams::<3>(words);
+    }
+
+    /// Counts the `N`-grams; `N` is a constant so that the hashing of each one unrolls.
+    fn add_ngrams<const N: usize>(&mut self, words: &[u64]) {
+        if words.len() < N {
+            return;
+        }
+        self.total[N - 1] += (words.len() + 1 - N) as u64;
+        let distinct = &mut self.distinct[N - 1];
+        if N == 1 {
+            distinct.insert_all(words.iter().map(|&w| fmix64(w)));
+        } else {
+            distinct.insert_all(words.windows(N).map(|w| fold_words(w, N as u64)));
         }
     }
 
