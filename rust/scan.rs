@@ -164,6 +164,8 @@ impl<'a> Kernel for ScanKernel<'a> {
 
     fn process(&self, worker: &mut ScanWorker<'a>, chunk: &LinesChunk) -> Vec<RecordRow> {
         let counters = &mut worker.counters;
+        // The other encodings count tokens only: no context-limit warning from them.
+        let no_limit = AuditOptions { context_limit: None, ..self.options.audit.clone() };
         let mut rows = Vec::new();
         chunk.for_each_line(|line, offset, bytes| {
             let mut row = RecordRow::new(chunk.file, line, RowStatus::Valid);
@@ -182,7 +184,6 @@ impl<'a> Kernel for ScanKernel<'a> {
                 }
                 Parsed::Record(record) => {
                     let audit = audit_record(&record, &self.options.audit, &mut counters[0]);
-                    let no_limit = AuditOptions { context_limit: None, ..self.options.audit.clone() };
                     row.other_tokens = counters[1..]
                         .iter_mut()
                         .map(|c| audit_record(&record, &no_limit, c).total_tokens)
