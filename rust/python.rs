@@ -322,59 +322,77 @@ fn count_files<'py>(
     count_report_dict(py, &report)
 }
 
-fn records_columns<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<Bound<'py, PyDict>> {
+/// The records table of a scan as CSV with a header (file and exact_dup_of_file as indices, a row's
+/// problem codes joined by commas); see `dedup_files` for why CSV.
+fn records_csv(report: &ScanReport) -> Vec<u8> {
     let rows = &report.records;
-    let columns = PyDict::new(py);
-    let audits = || rows.iter().map(|r| r.audit.as_ref());
-    columns.set_item("file", rows.iter().map(|r| r.file).collect::<Vec<_>>())?;
-    columns.set_item("line", rows.iter().map(|r| r.line).collect::<Vec<_>>())?;
-    let status = |r: &crate::scan::RecordRow| match r.status {
-        RowStatus::Valid => "valid",
-        RowStatus::Invalid => "invalid",
-        RowStatus::Blank => "blank",
-        RowStatus::Skipped => "not_sampled",
+    let mut csv = Vec::with_capacity(64 * rows.len() + 256);
+    csv.extend_from_slice(
+        b"file,line,status,format,errors,warnings,n_messages,tokens,trainable_tokens,content_tokens,\
+          prompt_tokens,completion_tokens,label,exact_dup_of_file,exact_dup_of,cluster,cluster_size,\
+          is_representative\n",
+    );
+    // Writing into a Vec cannot fail.
+    let number = |csv: &mut Vec<u8>, value: Option<u64>| {
+        if let Some(v) = value {
+            write!(csv, "{v}").expect("writes to memory");
+        }
+        csv.push(b',');
     };
-    columns.set_item("status", rows.iter().map(status).collect::<Vec<_>>())?;
-    columns.set_item("format", audits().map(|a| a.map(|a| a.format.name())).collect::<Vec<_>>())?;
-    // The codes of a row joined by commas: Python splits them, far faster than it reads lists.
     let codes = |list: &[crate::record::Problem]| list.iter().map(|p| p.code).collect::<Vec<_>>().join(",");
-    let errors = rows.iter().map(|r| match (&r.line_problem, &r.audit) {
-        (Some(p), _) => p.code.to_string(),
-        (None, Some(a)) => codes(&a.errors),
-        (None, None) => String::new(),
-    });
-    columns.set_item("errors", errors.collect::<Vec<_>>())?;
-    columns.set_item(
-        "warnings",
-        audits().map(|a| a.map_or_else(String::new, |a| codes(&a.warnings))).collect::<Vec<_>>(),
-    )?;
-    columns.set_item("n_messages", audits().map(|a| a.map(|a| a.n_messages)).collect::<Vec<_>>())?;
-    columns.set_item("tokens", audits().map(|a| a.map(|a| a.total_tokens)).collect::<Vec<_>>())?;
-    columns
-        .set_item("trainable_tokens", audits().map(|a| a.map(|a| a.trainable_tokens)).collect::<Vec<_>>())?;
-    columns.set_item("content_tokens", audits().map(|a| a.map(|a| a.content_tokens)).collect::<Vec<_>>())?;
-    columns.set_item("prompt_tokens", audits().map(|a| a.map(|a| a.prompt_tokens)).collect::<Vec<_>>())?;
-    columns.set_item(
-        "completion_tokens",
-        audits().map(|a| a.map(|a| a.completion_tokens)).collect::<Vec<_>>(),
-    )?;
-    columns.set_item("label", audits().map(|a| a.and_then(|a| a.label.clone())).collect::<Vec<_>>())?;
-    let dedups = || rows.iter().map(|r| r.dedup.as_ref());
-    columns.set_item(
-        "exact_dup_of_file",
-        dedups().map(|d| d.and_then(|d| d.exact_dup_of).map(|x| x.0)).collect::<Vec<_>>(),
-    )?;
-    columns.set_item(
-        "exact_dup_of",
-        dedups().map(|d| d.and_then(|d| d.exact_dup_of).map(|x| x.1)).collect::<Vec<_>>(),
-    )?;
-    columns.set_item("cluster", dedups().map(|d| d.and_then(|d| d.cluster)).collect::<Vec<_>>())?;
-    columns.set_item("cluster_size", dedups().map(|d| d.map(|d| d.cluster_size)).collect::<Vec<_>>())?;
-    columns.set_item(
-        "is_representative",
-        dedups().map(|d| d.map(|d| d.is_representative)).collect::<Vec<_>>(),
-    )?;
-    Ok(columns)
+    for r in rows {
+        let audit = r.audit.as_ref();
+        let dedup = r.dedup.as_ref();
+        number(&mut csv, Some(r.file as u64));
+        number(&mut csv, Some(r.line));
+        let status = match r.status {
+            RowStatus::Valid => "valid",
+            RowStatus::Invalid => "invalid",
+            RowStatus::Blank => "blank",
+            RowStatus::Skipped => "not_sampled",
+        };
+        csv_text(&mut csv, Some(status));
+        csv_text(&mut csv, audit.map(|a| a.format.name()));
+        let errors = match (&r.line_problem, audit) {
+            (Some(p), _) => p.code.to_string(),
+            (None, Some(a)) => codes(&a.errors),
+            (None, None) => String::new(),
+        };
+        csv_text(&mut csv, Some(&errors));
+        csv_text(&mut csv, Some(&audit.map_or_else(String::new, |a| codes(&a.warnings))));
+        number(&mut csv, audit.map(|a| u64::from(a.n_messages)));
+        number(&mut csv, audit.map(|a| a.total_tokens));
+        number(&mut csv, audit.map(|a| a.trainable_tokens));
+        number(&mut csv, audit.map(|a| a.content_tokens));
+        number(&mut csv, audit.map(|a| a.prompt_tokens));
+        number(&mut csv, audit.map(|a| a.completion_tokens));
+        csv_text(&mut csv, audit.and_then(|a| a.label.as_deref()));
+        let original = dedup.and_then(|d| d.exact_dup_of);
+        number(&mut csv, original.map(|x| x.0 as u64));
+        number(&mut csv, original.map(|x| x.1));
+        number(&mut csv, dedup.and_then(|d| d.cluster));
+        number(&mut csv, dedup.map(|d| d.cluster_size));
+        if let Some(d) = dedup {
+            write!(csv, "{}", d.is_representative).expect("writes to memory");
+        }
+        csv.push(b'\n');
+    }
+    csv
+}
+
+/// Appends a CSV text field and its comma: nothing for `None` (null), quoted when empty (an empty
+/// string) or when it holds a comma, a quote or a line break.
+fn csv_text(csv: &mut Vec<u8>, text: Option<&str>) {
+    if let Some(text) = text {
+        if text.is_empty() || text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+            csv.push(b'"');
+            csv.extend_from_slice(text.replace('"', "\"\"").as_bytes());
+            csv.push(b'"');
+        } else {
+            csv.extend_from_slice(text.as_bytes());
+        }
+    }
+    csv.push(b',');
 }
 
 /// A problem as Python sees it: (file index, line, severity, code, message).
@@ -445,8 +463,8 @@ impl ScanConfig {
     }
 }
 
-/// What Python gets of a scan: (summary as JSON text, problems, records table columns).
-type ScanResult<'py> = (String, Vec<ProblemTuple>, Bound<'py, PyDict>);
+/// What Python gets of a scan: (summary as JSON text, problems, records table as CSV).
+type ScanResult<'py> = (String, Vec<ProblemTuple>, Bound<'py, PyBytes>);
 
 fn scan_result<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<ScanResult<'py>> {
     let problems = report
@@ -454,7 +472,7 @@ fn scan_result<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<ScanResult
         .iter()
         .map(|p| (p.file, p.line, p.severity, p.problem.code, p.problem.message.clone()))
         .collect();
-    Ok((report.summary.to_string(), problems, records_columns(py, report)?))
+    Ok((report.summary.to_string(), problems, PyBytes::new(py, &records_csv(report))))
 }
 
 fn encodings_of(encodings: &[PyRef<'_, Encoding>]) -> Vec<EngineEncoding> {

@@ -129,6 +129,36 @@ def test_records_table_columns(tmp_path: Path) -> None:
     assert broken["errors"] == ["invalid_json"] and broken["format"] is None
 
 
+def test_records_table_keeps_awkward_labels_codes_and_nulls(tmp_path: Path) -> None:
+    # Labels with the characters CSV must quote, an empty one and missing ones; a line with several
+    # error codes; a blank and a broken line; a copy of a record of the first file in the second.
+    labels: list[object] = ["a,b", 'say "hi"', "two\nlines\r", "", 7]
+    first = [{"text": f"record {i} of the first file", "label": label} for i, label in enumerate(labels)]
+    first.append({"text": "no label"})
+    one = write_jsonl(tmp_path / "one.jsonl", first)
+    two = tmp_path / "two.jsonl"
+    bad_chat = {"messages": [{"role": "wizard", "content": 1}]}
+    two.write_text("\n".join([json.dumps(first[1]), "", "{broken", json.dumps(bad_chat)]) + "\n")
+    report = scan([one, two], encoding="cl100k_base", label_field="label", keep_records=True)
+    rows = report.records.rows(named=True)
+    assert [(r["file"], r["line"], r["status"]) for r in rows] == [
+        *((str(one), i, "valid") for i in range(1, 7)),
+        (str(two), 1, "valid"),
+        (str(two), 2, "blank"),
+        (str(two), 3, "invalid"),
+        (str(two), 4, "invalid"),
+    ]
+    assert [r["label"] for r in rows[:7]] == ["a,b", 'say "hi"', "two\nlines\r", "", "7", None, 'say "hi"']
+    assert rows[6]["exact_dup_of_file"] == str(one) and rows[6]["exact_dup_of"] == 2
+    assert rows[0]["exact_dup_of_file"] is None and rows[0]["exact_dup_of"] is None
+    blank, broken, chat = rows[7:]
+    assert blank["errors"] == [] and blank["warnings"] == [] and blank["format"] is None
+    assert blank["tokens"] is None and blank["cluster_size"] is None and blank["valid"] is False
+    assert broken["errors"] == ["invalid_json"]
+    codes = [p.code for p in report.problems if p.file == str(two) and p.line == 4 and p.severity == "error"]
+    assert len(codes) >= 2 and chat["errors"] == codes and chat["format"] == "chat"
+
+
 def test_validate_prints_compiler_style_lines_and_exits_1() -> None:
     proc = run_cli("validate", str(SAMPLE), "--no-progress")
     out = proc.stdout.decode()

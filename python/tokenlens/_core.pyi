@@ -111,7 +111,7 @@ def scan_files(
     max_line_bytes: int = ...,
     progress: Progress | None = None,
     chunk_size: int | None = None,
-) -> tuple[str, list[tuple[int, int, str, str, str]], dict[str, Any]]: ...
+) -> tuple[str, list[tuple[int, int, str, str, str]], bytes]: ...
 def scan_shard(
     path: str,
     file: int,
@@ -140,7 +140,7 @@ def scan_merge(
     config: ScanConfig,
     shards: list[tuple[int, bytes]],
     fetch: Callable[[list[tuple[int, list[int]]]], list[list[tuple[int, bytes]]]],
-) -> tuple[str, list[tuple[int, int, str, str, str]], dict[str, Any]]: ...
+) -> tuple[str, list[tuple[int, int, str, str, str]], bytes]: ...
 def line_ranges(path: str, parts: int) -> list[tuple[int, int]] | None: ...
 def write_lines(
     paths: list[str],

@@ -41,7 +41,7 @@ __all__ = ["DEFAULT_SHARD_BYTES", "scan_dataset"]
 DEFAULT_SHARD_BYTES = 128 << 20
 
 #: What `_core.scan_files` returns, and so do the functions here.
-ScanResult = tuple[str, list[tuple[int, int, str, str, str]], dict[str, Any]]
+ScanResult = tuple[str, list[tuple[int, int, str, str, str]], bytes]
 
 
 @dataclass(frozen=True)
