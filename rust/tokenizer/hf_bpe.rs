@@ -420,6 +420,26 @@ mod tests {
     }
 
     #[test]
+    fn counters_hand_their_warm_cache_to_the_next_one() {
+        // A tokenizer.json of its own, so that no other test's counters share its caches.
+        let mut vocab: Vec<(Vec<u8>, Rank)> = (0..=255u8).map(|b| (vec![b], Rank::from(b))).collect();
+        vocab.push((b"ab".to_vec(), 256));
+        let json = tokenizer_json(&vocab, &[(b"a".to_vec(), b"b".to_vec())], byte_level(true), false);
+        let (ours, _) = load(&json, "cache-pool");
+        assert_eq!(ours.backend(), "native-bpe", "{:?}", ours.fallback_reason());
+        let cached = |counter: &crate::tokenizer::Counter| !counter.cache.short.is_empty();
+        let mut first = ours.counter(false);
+        assert!(!cached(&first));
+        assert_eq!(first.count("abab xab").unwrap(), 5);
+        assert!(cached(&first));
+        drop(first);
+        // The next counter of the same tokenizer, a clone's too, starts warm and counts the same.
+        let mut next = ours.clone().counter(true);
+        assert!(cached(&next));
+        assert_eq!(next.count("abab xab").unwrap(), 5);
+    }
+
+    #[test]
     fn cl100k_tokenizer_json_matches_the_crate() {
         assert_native_matches_the_crate(cl100k_json(), "cl100k", &random_texts(1500, 1));
     }

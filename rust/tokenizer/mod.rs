@@ -7,7 +7,7 @@ mod pretokenize;
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use regex::Regex;
 use rustc_hash::FxHashMap;
@@ -35,6 +35,7 @@ pub struct Tiktoken {
     pub pretokenizer: Pretokenizer,
     pub special_tokens: Vec<(&'static str, Rank)>,
     special_regex: Regex,
+    caches: CachePool,
 }
 
 fn builtin(name: &str) -> Option<&'static Arc<Tiktoken>> {
@@ -74,6 +75,7 @@ fn builtin(name: &str) -> Option<&'static Arc<Tiktoken>> {
             pretokenizer: Pretokenizer::new(kind),
             special_tokens: special.to_vec(),
             special_regex: Regex::new(&alternatives.join("|")).expect("special tokens compile"),
+            caches: CachePool::default(),
         })
     }))
 }
@@ -83,12 +85,22 @@ fn builtin(name: &str) -> Option<&'static Arc<Tiktoken>> {
 struct HuggingFace {
     tokenizer: tokenizers::Tokenizer,
     native: Result<HfBpe, String>,
+    caches: CachePool,
 }
 
 #[derive(Clone)]
 enum Backend {
     Tiktoken(Arc<Tiktoken>),
     HuggingFace(Arc<HuggingFace>),
+}
+
+impl Backend {
+    fn caches(&self) -> &CachePool {
+        match self {
+            Backend::Tiktoken(t) => &t.caches,
+            Backend::HuggingFace(hf) => &hf.caches,
+        }
+    }
 }
 
 /// A tokenizer, cheap to clone and share between threads.
@@ -128,7 +140,11 @@ impl Encoding {
         let native = HfBpe::recognize(&tokenizer);
         Ok(Encoding {
             name: spec.to_string(),
-            backend: Backend::HuggingFace(Arc::new(HuggingFace { tokenizer, native })),
+            backend: Backend::HuggingFace(Arc::new(HuggingFace {
+                tokenizer,
+                native,
+                caches: CachePool::default(),
+            })),
         })
     }
 
@@ -165,7 +181,7 @@ impl Encoding {
     /// A per-thread counter. With `special_tokens`, text such as `<|endoftext|>` counts as the special
     /// token; otherwise it is ordinary text (tiktoken's `encode_ordinary`).
     pub fn counter(&self, special_tokens: bool) -> Counter {
-        Counter { backend: self.backend.clone(), special_tokens, cache: PieceCounts::default() }
+        Counter { backend: self.backend.clone(), special_tokens, cache: self.backend.caches().take() }
     }
 
     /// Token ids of `text`.
@@ -263,7 +279,9 @@ const CACHED_PIECE_MAX_LEN: usize = 64;
 /// The per-thread cache is emptied when it grows past this many pieces, which bounds its memory.
 const CACHE_MAX_ENTRIES: usize = 1 << 20;
 
-/// Counts tokens; holds a per-thread cache of pre-token counts, so create one per worker thread.
+/// Counts tokens; holds a per-thread cache of pre-token counts, so create one per worker thread. The
+/// cache comes warm from the counters of the same tokenizer that are done, and goes back when this one
+/// is dropped.
 pub struct Counter {
     backend: Backend,
     special_tokens: bool,
@@ -311,6 +329,50 @@ struct PieceCounts {
     hot: Box<[u128]>,
     short: FxHashMap<u128, u32>,
     long: FxHashMap<Box<[u8]>, u32>,
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        let cache = std::mem::replace(&mut self.cache, PieceCounts::placeholder());
+        self.backend.caches().give(cache);
+    }
+}
+
+/// At most this many warm caches wait for a counter, per tokenizer.
+const POOLED_CACHES_MAX: usize = 16;
+/// A cache with more pieces than this goes back to the pool with its hot slots only, so that what the
+/// pool keeps stays small (about 2 MB per cache at most).
+const POOLED_PIECES_MAX: usize = 1 << 16;
+
+/// The caches of the counters of one tokenizer that are done (per process for a built-in encoding),
+/// so that a caller who counts in many calls (one text at a time, or batch after batch) neither starts
+/// cold nor clears a new 256 KB cache each time. Counts are exact whatever a cache holds.
+#[derive(Default)]
+struct CachePool(Mutex<Vec<PieceCounts>>);
+
+impl CachePool {
+    fn take(&self) -> PieceCounts {
+        self.0.lock().ok().and_then(|mut caches| caches.pop()).unwrap_or_default()
+    }
+
+    fn give(&self, mut cache: PieceCounts) {
+        if cache.short.len() + cache.long.len() > POOLED_PIECES_MAX {
+            cache.short = FxHashMap::default();
+            cache.long = FxHashMap::default();
+        }
+        if let Ok(mut caches) = self.0.lock() {
+            if caches.len() < POOLED_CACHES_MAX {
+                caches.push(cache);
+            }
+        }
+    }
+}
+
+impl PieceCounts {
+    /// An empty stand-in that allocates nothing, for a counter being dropped.
+    fn placeholder() -> PieceCounts {
+        PieceCounts { hot: Box::default(), short: FxHashMap::default(), long: FxHashMap::default() }
+    }
 }
 
 impl Default for PieceCounts {
@@ -439,6 +501,27 @@ mod tests {
                 assert_eq!(counter.count(text).unwrap(), ids.len() as u64);
             }
         }
+    }
+
+    #[test]
+    fn cache_pool_keeps_few_and_small_caches() {
+        let pool = CachePool::default();
+        let mut big = pool.take();
+        big.short.extend((1..=POOLED_PIECES_MAX as u128 + 1).map(|key| (key, 1)));
+        big.long.insert(b"a long piece".as_slice().into(), 3);
+        big.hot[5] = 7;
+        pool.give(big);
+        // Back without its maps, over the limit, but with its hot slots.
+        let back = pool.take();
+        assert!(back.short.is_empty() && back.long.is_empty() && back.hot[5] == 7);
+        let mut small = back;
+        small.short.insert(9, 2);
+        pool.give(small);
+        assert_eq!(pool.take().short.get(&9), Some(&2));
+        for _ in 0..POOLED_CACHES_MAX + 3 {
+            pool.give(PieceCounts::default());
+        }
+        assert_eq!(pool.0.lock().unwrap().len(), POOLED_CACHES_MAX);
     }
 
     #[test]
