@@ -266,7 +266,10 @@ def run(
     results: list[Result] = []
 
     def measure(tool: str, work: Callable[[int], int], input: Path, baseline: str | None, note: str) -> None:
-        """Runs `work(threads)` at each thread count; checks its total against the baseline's."""
+        """Runs `work(threads)` at each thread count, after one untimed run (every tool here keeps caches
+        between calls in a process, so each is timed warm); checks its total against the baseline's."""
+        progress(f"{tool}, warming up")
+        work(max(threads))
         for n in threads:
             progress(f"{tool}, {n} thread(s)")
             start = time.perf_counter()
