@@ -341,7 +341,7 @@ impl Drop for Counter {
 /// At most this many warm caches wait for a counter, per tokenizer.
 const POOLED_CACHES_MAX: usize = 16;
 /// A cache with more pieces than this goes back to the pool with its hot slots only, so that what the
-/// pool keeps stays small (about 2 MB per cache at most).
+/// pool keeps stays small (a few MB per cache at most).
 const POOLED_PIECES_MAX: usize = 1 << 16;
 
 /// The caches of the counters of one tokenizer that are done (per process for a built-in encoding),
