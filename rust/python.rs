@@ -270,34 +270,28 @@ fn count_report_dict<'py>(py: Python<'py>, report: &CountReport) -> PyResult<Bou
         report.problems.iter().map(|p| (p.file, p.line, p.problem.code, &p.problem.message)).collect();
     d.set_item("problems", problems)?;
     let lines = &report.lines;
-    let columns = PyDict::new(py);
-    columns.set_item("file", lines.iter().map(|l| l.file).collect::<Vec<_>>())?;
-    columns.set_item("line", lines.iter().map(|l| l.line).collect::<Vec<_>>())?;
-    columns.set_item("offset", lines.iter().map(|l| l.offset).collect::<Vec<_>>())?;
-    let tokens: Vec<Option<u64>> =
-        lines.iter().map(|l| matches!(l.status, LineStatus::Counted).then_some(l.tokens)).collect();
-    columns.set_item("tokens", tokens)?;
-    columns.set_item("text_bytes", lines.iter().map(|l| l.text_bytes).collect::<Vec<_>>())?;
-    let status = |l: &crate::count::LineCount| match &l.status {
-        LineStatus::Counted => "ok",
-        LineStatus::Blank => "blank",
-        LineStatus::Invalid(_) => "invalid",
-    };
-    columns.set_item("status", lines.iter().map(status).collect::<Vec<_>>())?;
-    let error: Vec<Option<&str>> = lines
-        .iter()
-        .map(|l| match &l.status {
-            LineStatus::Invalid(p) => Some(p.code),
-            _ => None,
-        })
-        .collect();
-    columns.set_item("error", error)?;
-    d.set_item("lines", columns)?;
+    let mut csv = Csv::new("file,line,offset,tokens,text_bytes,status,error", lines.len());
+    for l in lines {
+        csv.number(Some(l.file as u64));
+        csv.number(Some(l.line));
+        csv.number(Some(l.offset));
+        csv.number(matches!(l.status, LineStatus::Counted).then_some(l.tokens));
+        csv.number(Some(l.text_bytes));
+        let (status, error) = match &l.status {
+            LineStatus::Counted => ("ok", None),
+            LineStatus::Blank => ("blank", None),
+            LineStatus::Invalid(p) => ("invalid", Some(p.code)),
+        };
+        csv.text(Some(status));
+        csv.text(error);
+        csv.end_row();
+    }
+    d.set_item("lines", csv.into_py(py))?;
     Ok(d)
 }
 
 /// Counts tokens in JSONL files; returns totals per file and in total, problem lines, and (with
-/// `keep_lines`) one row per line as columns.
+/// `keep_lines`) one row per line as CSV (see [`Csv`]).
 #[pyfunction]
 #[pyo3(signature = (paths, encoding, field = None, special_tokens = false, threads = None, keep_lines = true, max_line_bytes = 256 << 20, progress = None, chunk_size = None))]
 #[allow(clippy::too_many_arguments)]
@@ -322,77 +316,103 @@ fn count_files<'py>(
     count_report_dict(py, &report)
 }
 
-/// The records table of a scan as CSV with a header (file and exact_dup_of_file as indices, a row's
-/// problem codes joined by commas); see `dedup_files` for why CSV.
-fn records_csv(report: &ScanReport) -> Vec<u8> {
-    let rows = &report.records;
-    let mut csv = Vec::with_capacity(64 * rows.len() + 256);
-    csv.extend_from_slice(
-        b"file,line,status,format,errors,warnings,n_messages,tokens,trainable_tokens,content_tokens,\
-          prompt_tokens,completion_tokens,label,exact_dup_of_file,exact_dup_of,cluster,cluster_size,\
-          is_representative\n",
-    );
-    // Writing into a Vec cannot fail.
-    let number = |csv: &mut Vec<u8>, value: Option<u64>| {
+/// A table for Python as CSV with a header, which polars reads natively: millions of rows as Python
+/// objects would take seconds and gigabytes. Fields are written left to right, each with its comma;
+/// `None` is an empty field (null), and an empty string is `""`.
+struct Csv(Vec<u8>);
+
+impl Csv {
+    fn new(header: &str, rows: usize) -> Csv {
+        let mut csv = Vec::with_capacity(header.len() + 1 + 48 * rows);
+        csv.extend_from_slice(header.as_bytes());
+        csv.push(b'\n');
+        Csv(csv)
+    }
+
+    fn number(&mut self, value: Option<u64>) {
         if let Some(v) = value {
-            write!(csv, "{v}").expect("writes to memory");
+            // Writing into a Vec cannot fail.
+            write!(self.0, "{v}").expect("writes to memory");
         }
-        csv.push(b',');
-    };
+        self.0.push(b',');
+    }
+
+    fn boolean(&mut self, value: Option<bool>) {
+        self.text(value.map(|b| if b { "true" } else { "false" }));
+    }
+
+    /// Quoted when empty or when it holds a comma, a quote or a line break.
+    fn text(&mut self, text: Option<&str>) {
+        if let Some(text) = text {
+            if text.is_empty() || text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+                self.0.push(b'"');
+                self.0.extend_from_slice(text.replace('"', "\"\"").as_bytes());
+                self.0.push(b'"');
+            } else {
+                self.0.extend_from_slice(text.as_bytes());
+            }
+        }
+        self.0.push(b',');
+    }
+
+    /// Ends a row: its last comma becomes the line break.
+    fn end_row(&mut self) {
+        if let Some(last) = self.0.last_mut() {
+            *last = b'\n';
+        }
+    }
+
+    fn into_py(self, py: Python<'_>) -> Bound<'_, PyBytes> {
+        PyBytes::new(py, &self.0)
+    }
+}
+
+/// The records table of a scan (file and exact_dup_of_file as indices, a row's problem codes joined by
+/// commas).
+fn records_csv<'py>(py: Python<'py>, report: &ScanReport) -> Bound<'py, PyBytes> {
+    let rows = &report.records;
+    let mut csv = Csv::new(
+        "file,line,status,format,errors,warnings,n_messages,tokens,trainable_tokens,content_tokens,\
+         prompt_tokens,completion_tokens,label,exact_dup_of_file,exact_dup_of,cluster,cluster_size,\
+         is_representative",
+        rows.len(),
+    );
     let codes = |list: &[crate::record::Problem]| list.iter().map(|p| p.code).collect::<Vec<_>>().join(",");
     for r in rows {
         let audit = r.audit.as_ref();
         let dedup = r.dedup.as_ref();
-        number(&mut csv, Some(r.file as u64));
-        number(&mut csv, Some(r.line));
-        let status = match r.status {
+        csv.number(Some(r.file as u64));
+        csv.number(Some(r.line));
+        csv.text(Some(match r.status {
             RowStatus::Valid => "valid",
             RowStatus::Invalid => "invalid",
             RowStatus::Blank => "blank",
             RowStatus::Skipped => "not_sampled",
-        };
-        csv_text(&mut csv, Some(status));
-        csv_text(&mut csv, audit.map(|a| a.format.name()));
+        }));
+        csv.text(audit.map(|a| a.format.name()));
         let errors = match (&r.line_problem, audit) {
             (Some(p), _) => p.code.to_string(),
             (None, Some(a)) => codes(&a.errors),
             (None, None) => String::new(),
         };
-        csv_text(&mut csv, Some(&errors));
-        csv_text(&mut csv, Some(&audit.map_or_else(String::new, |a| codes(&a.warnings))));
-        number(&mut csv, audit.map(|a| u64::from(a.n_messages)));
-        number(&mut csv, audit.map(|a| a.total_tokens));
-        number(&mut csv, audit.map(|a| a.trainable_tokens));
-        number(&mut csv, audit.map(|a| a.content_tokens));
-        number(&mut csv, audit.map(|a| a.prompt_tokens));
-        number(&mut csv, audit.map(|a| a.completion_tokens));
-        csv_text(&mut csv, audit.and_then(|a| a.label.as_deref()));
+        csv.text(Some(&errors));
+        csv.text(Some(&audit.map_or_else(String::new, |a| codes(&a.warnings))));
+        csv.number(audit.map(|a| u64::from(a.n_messages)));
+        csv.number(audit.map(|a| a.total_tokens));
+        csv.number(audit.map(|a| a.trainable_tokens));
+        csv.number(audit.map(|a| a.content_tokens));
+        csv.number(audit.map(|a| a.prompt_tokens));
+        csv.number(audit.map(|a| a.completion_tokens));
+        csv.text(audit.and_then(|a| a.label.as_deref()));
         let original = dedup.and_then(|d| d.exact_dup_of);
-        number(&mut csv, original.map(|x| x.0 as u64));
-        number(&mut csv, original.map(|x| x.1));
-        number(&mut csv, dedup.and_then(|d| d.cluster));
-        number(&mut csv, dedup.map(|d| d.cluster_size));
-        if let Some(d) = dedup {
-            write!(csv, "{}", d.is_representative).expect("writes to memory");
-        }
-        csv.push(b'\n');
+        csv.number(original.map(|x| x.0 as u64));
+        csv.number(original.map(|x| x.1));
+        csv.number(dedup.and_then(|d| d.cluster));
+        csv.number(dedup.map(|d| d.cluster_size));
+        csv.boolean(dedup.map(|d| d.is_representative));
+        csv.end_row();
     }
-    csv
-}
-
-/// Appends a CSV text field and its comma: nothing for `None` (null), quoted when empty (an empty
-/// string) or when it holds a comma, a quote or a line break.
-fn csv_text(csv: &mut Vec<u8>, text: Option<&str>) {
-    if let Some(text) = text {
-        if text.is_empty() || text.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
-            csv.push(b'"');
-            csv.extend_from_slice(text.replace('"', "\"\"").as_bytes());
-            csv.push(b'"');
-        } else {
-            csv.extend_from_slice(text.as_bytes());
-        }
-    }
-    csv.push(b',');
+    csv.into_py(py)
 }
 
 /// A problem as Python sees it: (file index, line, severity, code, message).
@@ -472,7 +492,7 @@ fn scan_result<'py>(py: Python<'py>, report: &ScanReport) -> PyResult<ScanResult
         .iter()
         .map(|p| (p.file, p.line, p.severity, p.problem.code, p.problem.message.clone()))
         .collect();
-    Ok((report.summary.to_string(), problems, PyBytes::new(py, &records_csv(report))))
+    Ok((report.summary.to_string(), problems, records_csv(py, report)))
 }
 
 fn encodings_of(encodings: &[PyRef<'_, Encoding>]) -> Vec<EngineEncoding> {
@@ -682,8 +702,7 @@ fn write_lines(
 /// Exact and near duplicates (exact ones only with `exact_only`) of the records of `paths` (no
 /// tokenization). Returns (summary JSON, records as CSV with a header: file (index), line,
 /// exact_dup_of_file, exact_dup_of, cluster (empty when none), cluster_size, is_representative,
-/// removed). CSV because polars reads it natively: millions of rows as Python objects would take
-/// gigabytes.
+/// removed; see [`Csv`]).
 #[pyfunction]
 #[pyo3(signature = (paths, *, field = None, exact_only = false, ngram = 5, num_perm = 112, bands = 14, rows = 8, threshold = 0.8, keep = "first", threads = None, max_line_bytes = 256 << 20, progress = None))]
 #[allow(clippy::too_many_arguments)]
@@ -720,30 +739,25 @@ fn dedup_files<'py>(
         "detection_probability": crate::dedup::detection_table(bands, rows),
     });
     let recs = &report.records;
-    let mut csv = Vec::with_capacity(32 * recs.len() + 128);
-    csv.extend_from_slice(
-        b"file,line,exact_dup_of_file,exact_dup_of,cluster,cluster_size,is_representative,removed\n",
+    let mut csv = Csv::new(
+        "file,line,exact_dup_of_file,exact_dup_of,cluster,cluster_size,is_representative,removed",
+        recs.len(),
     );
-    // Writing into a Vec cannot fail.
-    let put = |csv: &mut Vec<u8>, value: Option<u64>, end: u8| {
-        if let Some(v) = value {
-            write!(csv, "{v}").expect("writes to memory");
-        }
-        csv.push(end);
-    };
     for r in recs {
         let o = &r.outcome;
         let original = o.exact_dup_of.map(|i| &recs[i as usize]);
-        put(&mut csv, Some(r.file as u64), b',');
-        put(&mut csv, Some(r.line), b',');
-        put(&mut csv, original.map(|x| x.file as u64), b',');
-        put(&mut csv, original.map(|x| x.line), b',');
-        put(&mut csv, o.cluster, b',');
-        put(&mut csv, Some(o.cluster_size), b',');
-        writeln!(csv, "{},{}", o.is_representative, o.removed()).expect("writes to memory");
+        csv.number(Some(r.file as u64));
+        csv.number(Some(r.line));
+        csv.number(original.map(|x| x.file as u64));
+        csv.number(original.map(|x| x.line));
+        csv.number(o.cluster);
+        csv.number(Some(o.cluster_size));
+        csv.boolean(Some(o.is_representative));
+        csv.boolean(Some(o.removed()));
+        csv.end_row();
     }
     drop(report);
-    Ok((summary.to_string(), PyBytes::new(py, &csv)))
+    Ok((summary.to_string(), csv.into_py(py)))
 }
 
 /// Writes `paths` to `dest` with every text record over `max_tokens` tokens (field `field`, a

@@ -52,6 +52,11 @@ def test_every_line_is_accounted_for(tmp_path: Path) -> None:
     assert (t.records, t.blank, t.invalid) == (2, 2, 3)
     assert t.problems_by_code == {"data_type": 1, "no_text": 1, "invalid_utf8": 1}
     assert result.lines["status"].to_list() == ["ok", "blank", "blank", "invalid", "invalid", "invalid", "ok"]
+    errors = [None, None, None, "data_type", "no_text", "invalid_utf8", None]
+    assert result.lines["error"].to_list() == errors
+    assert result.lines["tokens"].to_list() == [1, None, None, None, None, None, 4]  # "last|,| no| newline"
+    assert result.lines["file"].to_list() == [str(path)] * 7
+    assert result.lines["offset"].to_list() == [0, 15, 16, 20, 24, 33, 36]
 
 
 def test_compressed_inputs_are_detected_by_content(tmp_path: Path) -> None:

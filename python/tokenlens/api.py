@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,18 @@ def _paths(paths: PathLike | Sequence[PathLike], missing_ok: bool = True) -> lis
     return names
 
 
+def _read_table(
+    csv: bytes,
+    schema: dict[str, pl.DataType | type[pl.DataType]],
+    names: list[str],
+    file_columns: Sequence[str],
+) -> pl.DataFrame:
+    """A table that `_core` hands over as CSV, with the input's name for each file index in `file_columns`."""
+    table = pl.read_csv(io.BytesIO(csv), schema=schema)
+    files = pl.Series(names, dtype=pl.String)
+    return table.with_columns(**{c: files.gather(table[c]) for c in file_columns})
+
+
 def count_file(
     paths: PathLike | Sequence[PathLike],
     encoding: str | Encoding = "cl100k_base",
@@ -118,16 +131,8 @@ def count_file(
     )
     files = [FileTotals._from_core(f) for f in raw["files"]]
     problems = [LineProblem(names[f], line, code, msg) for f, line, code, msg in raw["problems"]]
-    columns = raw["lines"]
-    lines = pl.DataFrame(
-        {
-            "file": pl.Series([names[i] for i in columns["file"]], dtype=pl.String),
-            "line": pl.Series(columns["line"], dtype=pl.UInt64),
-            "offset": pl.Series(columns["offset"], dtype=pl.UInt64),
-            "tokens": pl.Series(columns["tokens"], dtype=pl.UInt64),
-            "text_bytes": pl.Series(columns["text_bytes"], dtype=pl.UInt64),
-            "status": pl.Series(columns["status"], dtype=pl.String),
-            "error": pl.Series(columns["error"], dtype=pl.String),
-        }
-    )
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {"file": pl.UInt32}
+    schema |= dict.fromkeys(("line", "offset", "tokens", "text_bytes"), pl.UInt64)
+    schema |= {"status": pl.String, "error": pl.String}
+    lines = _read_table(raw["lines"], schema, names, ["file"])
     return CountResult(raw["encoding"], files, Totals._from_core(raw["total"]), problems, lines)

@@ -6,7 +6,6 @@ split that never separates duplicates."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -19,7 +18,7 @@ import polars as pl
 
 from tokenlens import _core
 from tokenlens._core import Progress
-from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, _encoding, _paths
+from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, _encoding, _paths, _read_table
 from tokenlens.errors import InvalidInputError
 from tokenlens.output import atomic_output
 from tokenlens.report import Report, scan
@@ -211,9 +210,7 @@ def dedup_records(records_csv: bytes, names: list[str]) -> pl.DataFrame:
     schema: dict[str, pl.DataType | type[pl.DataType]] = {"file": pl.UInt32, "line": u64}
     schema |= {"exact_dup_of_file": pl.UInt32, "exact_dup_of": u64, "cluster": u64, "cluster_size": u64}
     schema |= {"is_representative": pl.Boolean, "removed": pl.Boolean}
-    records = pl.read_csv(io.BytesIO(records_csv), schema=schema)
-    files = pl.Series(names, dtype=pl.String)
-    return records.with_columns(**{c: files.gather(records[c]) for c in ("file", "exact_dup_of_file")})
+    return _read_table(records_csv, schema, names, ["file", "exact_dup_of_file"])
 
 
 def filter_lines(

@@ -3,7 +3,6 @@ JSON summary with a documented, versioned schema (`summary.schema.json`)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ import polars as pl
 
 from tokenlens import _core
 from tokenlens._core import Encoding, Progress
-from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, _encoding, _paths
+from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, _encoding, _paths, _read_table
 from tokenlens.errors import InvalidInputError
 from tokenlens.models import ModelProfile, OwnHardware, find_profile, load_profiles
 from tokenlens.output import atomic_output, write_json_atomic
@@ -129,10 +128,8 @@ def _records_frame(names: list[str], records_csv: bytes) -> pl.DataFrame:
     schema |= dict.fromkeys(tokens, u64)
     schema |= {"label": pl.String, "exact_dup_of_file": pl.UInt32, "exact_dup_of": u64, "cluster": u64}
     schema |= {"cluster_size": u64, "is_representative": pl.Boolean}
-    records = pl.read_csv(io.BytesIO(records_csv), schema=schema)
-    files = pl.Series(names, dtype=pl.String)
-    return records.select(
-        files.gather(records["file"]).alias("file"),
+    return _read_table(records_csv, schema, names, ["file", "exact_dup_of_file"]).select(
+        "file",
         "line",
         "status",
         "format",
@@ -142,7 +139,7 @@ def _records_frame(names: list[str], records_csv: bytes) -> pl.DataFrame:
         "n_messages",
         *tokens,
         "label",
-        files.gather(records["exact_dup_of_file"]).alias("exact_dup_of_file"),
+        "exact_dup_of_file",
         "exact_dup_of",
         "cluster",
         "cluster_size",
