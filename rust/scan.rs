@@ -141,6 +141,8 @@ struct ScanKernel<'a> {
     options: &'a ScanOptions,
     dedup: Option<&'a DedupOptions>,
     diversity: &'a Mutex<Diversity>,
+    /// The audit options of the other encodings, which count tokens only: no context-limit warning.
+    token_only: AuditOptions,
     /// The index of the first source among all the files of the run (not 0 for a shard), so that
     /// sampling picks the same lines however the input is split.
     first_file: usize,
@@ -164,8 +166,6 @@ impl<'a> Kernel for ScanKernel<'a> {
 
     fn process(&self, worker: &mut ScanWorker<'a>, chunk: &LinesChunk) -> Vec<RecordRow> {
         let counters = &mut worker.counters;
-        // The other encodings count tokens only: no context-limit warning from them.
-        let no_limit = AuditOptions { context_limit: None, ..self.options.audit.clone() };
         let mut rows = Vec::new();
         chunk.for_each_line(|line, offset, bytes| {
             let mut row = RecordRow::new(chunk.file, line, RowStatus::Valid);
@@ -186,7 +186,7 @@ impl<'a> Kernel for ScanKernel<'a> {
                     let audit = audit_record(&record, &self.options.audit, &mut counters[0]);
                     row.other_tokens = counters[1..]
                         .iter_mut()
-                        .map(|c| audit_record(&record, &no_limit, c).total_tokens)
+                        .map(|c| audit_record(&record, &self.token_only, c).total_tokens)
                         .collect();
                     row.status = if audit.is_valid() { RowStatus::Valid } else { RowStatus::Invalid };
                     if let (RowStatus::Valid, Some(signer), Some(d)) =
@@ -420,7 +420,15 @@ fn collect(
 ) -> Result<ScanState, Error> {
     let dedup = dedup_options(options);
     let diversity = Mutex::new(Diversity::default());
-    let kernel = ScanKernel { encodings, options, dedup: dedup.as_ref(), diversity: &diversity, first_file };
+    let token_only = AuditOptions { context_limit: None, ..options.audit.clone() };
+    let kernel = ScanKernel {
+        encodings,
+        options,
+        dedup: dedup.as_ref(),
+        diversity: &diversity,
+        token_only,
+        first_file,
+    };
     let mut state = ScanState::new(sources.len(), encodings.len(), options, for_shard);
     run(sources, run_options, &kernel, |event| {
         match event {

@@ -86,11 +86,12 @@ def _paths(paths: PathLike | Sequence[PathLike], missing_ok: bool = True) -> lis
     return names
 
 
+#: Column names and types of a table that `_core` hands over as CSV.
+TableSchema = dict[str, pl.DataType | type[pl.DataType]]
+
+
 def _read_table(
-    csv: bytes,
-    schema: dict[str, pl.DataType | type[pl.DataType]],
-    names: list[str],
-    file_columns: Sequence[str],
+    csv: bytes, schema: TableSchema, names: list[str], file_columns: Sequence[str]
 ) -> pl.DataFrame:
     """A table that `_core` hands over as CSV, with the input's name for each file index in `file_columns`."""
     table = pl.read_csv(io.BytesIO(csv), schema=schema)
@@ -131,7 +132,7 @@ def count_file(
     )
     files = [FileTotals._from_core(f) for f in raw["files"]]
     problems = [LineProblem(names[f], line, code, msg) for f, line, code, msg in raw["problems"]]
-    schema: dict[str, pl.DataType | type[pl.DataType]] = {"file": pl.UInt32}
+    schema: TableSchema = {"file": pl.UInt32}
     schema |= dict.fromkeys(("line", "offset", "tokens", "text_bytes"), pl.UInt64)
     schema |= {"status": pl.String, "error": pl.String}
     lines = _read_table(raw["lines"], schema, names, ["file"])

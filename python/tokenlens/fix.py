@@ -18,7 +18,7 @@ import polars as pl
 
 from tokenlens import _core
 from tokenlens._core import Progress
-from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, _encoding, _paths, _read_table
+from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, TableSchema, _encoding, _paths, _read_table
 from tokenlens.errors import InvalidInputError
 from tokenlens.output import atomic_output
 from tokenlens.report import Report, scan
@@ -207,7 +207,7 @@ def dedup(
 def dedup_records(records_csv: bytes, names: list[str]) -> pl.DataFrame:
     """The records table of `_core.dedup_files`, with file names for file indices."""
     u64 = pl.UInt64
-    schema: dict[str, pl.DataType | type[pl.DataType]] = {"file": pl.UInt32, "line": u64}
+    schema: TableSchema = {"file": pl.UInt32, "line": u64}
     schema |= {"exact_dup_of_file": pl.UInt32, "exact_dup_of": u64, "cluster": u64, "cluster_size": u64}
     schema |= {"is_representative": pl.Boolean, "removed": pl.Boolean}
     return _read_table(records_csv, schema, names, ["file", "exact_dup_of_file"])

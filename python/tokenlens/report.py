@@ -14,7 +14,7 @@ import polars as pl
 
 from tokenlens import _core
 from tokenlens._core import Encoding, Progress
-from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, _encoding, _paths, _read_table
+from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, TableSchema, _encoding, _paths, _read_table
 from tokenlens.errors import InvalidInputError
 from tokenlens.models import ModelProfile, OwnHardware, find_profile, load_profiles
 from tokenlens.output import atomic_output, write_json_atomic
@@ -121,7 +121,7 @@ def _code_lists(column: str) -> pl.Expr:
 def _records_frame(names: list[str], records_csv: bytes) -> pl.DataFrame:
     """The records table from the CSV of `_core.scan_files`, with file names for file indices."""
     u64 = pl.UInt64
-    schema: dict[str, pl.DataType | type[pl.DataType]] = {"file": pl.UInt32, "line": u64}
+    schema: TableSchema = {"file": pl.UInt32, "line": u64}
     schema |= dict.fromkeys(("status", "format", "errors", "warnings"), pl.String)
     schema |= {"n_messages": pl.UInt32}
     tokens = ("tokens", "trainable_tokens", "content_tokens", "prompt_tokens", "completion_tokens")
