@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::error::Error;
 use crate::pipeline::{run, Event, Kernel, RunOptions};
-use crate::quick_texts;
+use crate::quick_texts::QuickTexts;
 use crate::reader::{LinesChunk, Source};
 use crate::record::{codes, parse_line, Parsed, Problem, TextSpec};
 use crate::tokenizer::{Counter, Encoding};
@@ -119,14 +119,14 @@ struct CountKernel<'a> {
 }
 
 impl Kernel for CountKernel<'_> {
-    type Worker = Counter;
+    type Worker = (Counter, QuickTexts);
     type Output = Vec<LineCount>;
 
-    fn worker(&self) -> Counter {
-        self.encoding.counter(self.options.special_tokens)
+    fn worker(&self) -> (Counter, QuickTexts) {
+        (self.encoding.counter(self.options.special_tokens), QuickTexts::default())
     }
 
-    fn process(&self, counter: &mut Counter, chunk: &LinesChunk) -> Vec<LineCount> {
+    fn process(&self, (counter, quick): &mut (Counter, QuickTexts), chunk: &LinesChunk) -> Vec<LineCount> {
         let mut out = Vec::new();
         chunk.for_each_line(|line, offset, bytes| {
             let mut row = LineCount {
@@ -138,9 +138,9 @@ impl Kernel for CountKernel<'_> {
                 status: LineStatus::Counted,
             };
             // Most lines are records with texts: read those without building the record.
-            row.status = match quick_texts::line_texts(line, bytes, &self.options.text) {
+            row.status = match quick.line_texts(line, bytes, &self.options.text) {
                 Some(texts) => count_texts(counter, &mut row, |f| {
-                    texts.iter().for_each(|text| f(text));
+                    texts.for_each(f);
                     Ok(())
                 }),
                 None => match parse_line(line, bytes) {

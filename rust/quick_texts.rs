@@ -1,75 +1,85 @@
-//! The fast path of `count`: the texts of a record line, read in one pass over the JSON without
-//! building the record.
+//! The fast path of `count`: the texts of a record line, read in one pass over its bytes without
+//! building the record, and without allocating once the worker's buffers have grown.
 //!
 //! [`record::parse_line`] and [`TextSpec::for_each_text`] stay the definition of a line's verdict; this
 //! only answers for the lines they accept as a record with texts, and gives up (`None`) on anything
-//! else, which the caller then hands to them for the verdict and its message. The same serde_json
-//! deserializer reads every value (`deserialize_any`, so numbers, escapes, control characters, nesting
-//! depth and trailing text are checked exactly as there), and every object is checked for duplicate
-//! keys; a line this accepts is therefore one they accept, with the same texts (tests compare both).
+//! else, which the caller then hands to them for the verdict and its message. It reads strict JSON
+//! (RFC 8259: no trailing commas, no leading zeros, no raw control characters in strings) and gives up
+//! wherever serde_json's answer takes more than the grammar to know: numbers that might be out of
+//! `f64` range, escapes of surrogates that are not a pair, deep nesting, objects with many keys. Every
+//! object is checked for duplicate keys. A line this accepts is therefore one they accept, with the
+//! same texts; tests compare both on random lines.
 
-use std::borrow::Cow;
-use std::fmt;
-
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::ops::Range;
 
 use crate::record::{self, TextSpec};
 
 /// Objects with more keys than this go to the slow path (duplicate checks here are quadratic).
 const MAX_QUICK_KEYS: usize = 64;
+/// Nesting deeper than this goes to the slow path, well before serde_json's limit.
+const MAX_QUICK_DEPTH: usize = 64;
+/// Numbers with more digits before the point (plus a positive exponent) than this go to the slow
+/// path: below it, a number is far inside `f64` range, so serde_json reads it without an error.
+const MAX_QUICK_MAGNITUDE: usize = 300;
 
-/// The texts that `parse_line` and `spec.for_each_text` would give for the line, in the same order,
-/// if they would give a record and texts; `None` otherwise.
-pub fn line_texts<'l>(line_number: u64, line: &'l [u8], spec: &TextSpec) -> Option<Vec<Cow<'l, str>>> {
-    let line = match line.strip_prefix(record::UTF8_BOM) {
-        Some(rest) if line_number == 1 => rest,
-        Some(_) => return None,
-        None => line,
-    };
-    let text = std::str::from_utf8(line).ok()?;
-    let mut found = Found {
-        spec,
-        texts: Vec::new(),
-        has_texts: false,
-        text: None,
-        prompt: None,
-        completion: None,
-        keys: Vec::new(),
-    };
-    let mut de = serde_json::Deserializer::from_str(text);
-    Scan { role: Role::Record, found: &mut found }.deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    found.into_texts()
-}
-
-/// What has been read so far.
-struct Found<'s, 'de> {
-    spec: &'s TextSpec,
-    /// The texts of `messages` (Auto) or of the field.
-    texts: Vec<Cow<'de, str>>,
-    /// `messages` is a list (Auto), or the field is there.
-    has_texts: bool,
-    text: Option<Cow<'de, str>>,
-    prompt: Option<Cow<'de, str>>,
-    completion: Option<Cow<'de, str>>,
+/// The fast path's buffers, kept by a worker from line to line.
+#[derive(Default)]
+pub struct QuickTexts {
+    /// The strings of the line that have escapes, unescaped, one after the other.
+    unescaped: String,
+    /// The texts found, in order.
+    texts: Vec<Span>,
     /// The keys of the objects being read, innermost last.
-    keys: Vec<Cow<'de, str>>,
+    keys: Vec<Span>,
 }
 
-impl<'de> Found<'_, 'de> {
-    /// `TextSpec::for_each_text`'s choice, when it finds texts.
-    fn into_texts(self) -> Option<Vec<Cow<'de, str>>> {
-        if self.has_texts {
-            return Some(self.texts);
-        }
-        if let TextSpec::Field(_) = self.spec {
+/// Where a string's value is: a part of the line (no escapes), or of the unescaped strings.
+#[derive(Clone, Debug)]
+enum Span {
+    Line(Range<usize>),
+    Unescaped(Range<usize>),
+}
+
+impl QuickTexts {
+    /// The texts that `parse_line` and `spec.for_each_text` would give for the line, in the same
+    /// order, if they would give a record and texts; `None` otherwise.
+    pub fn line_texts<'a>(
+        &'a mut self,
+        line_number: u64,
+        line: &'a [u8],
+        spec: &TextSpec,
+    ) -> Option<impl Iterator<Item = &'a str> + 'a> {
+        let line = match line.strip_prefix(record::UTF8_BOM) {
+            Some(rest) if line_number == 1 => rest,
+            Some(_) => return None,
+            None => line,
+        };
+        let text = std::str::from_utf8(line).ok()?;
+        self.unescaped.clear();
+        self.texts.clear();
+        self.keys.clear();
+        let mut reader = Reader {
+            text,
+            bytes: line,
+            at: 0,
+            spec,
+            buffers: self,
+            has_texts: false,
+            text_field: None,
+            prompt: None,
+            completion: None,
+        };
+        reader.value(Role::Record, 0)?;
+        reader.skip_whitespace();
+        if reader.at != line.len() {
             return None;
         }
-        if let Some(text) = self.text {
-            return Some(vec![text]);
-        }
-        let texts: Vec<_> = self.prompt.into_iter().chain(self.completion).collect();
-        (!texts.is_empty()).then_some(texts)
+        reader.choose_texts()?;
+        let unescaped = self.unescaped.as_str();
+        Some(self.texts.iter().map(move |span| match span {
+            Span::Line(range) => &text[range.clone()],
+            Span::Unescaped(range) => &unescaped[range.clone()],
+        }))
     }
 }
 
@@ -130,149 +140,323 @@ impl Role {
     }
 }
 
-/// Reads one value in a role.
-struct Scan<'f, 's, 'de> {
-    role: Role,
-    found: &'f mut Found<'s, 'de>,
+/// Reads one line; every method returns `None` to give up.
+struct Reader<'l, 'b> {
+    text: &'l str,
+    bytes: &'l [u8],
+    /// The next byte to read.
+    at: usize,
+    spec: &'b TextSpec,
+    buffers: &'b mut QuickTexts,
+    /// `messages` is a list (Auto), or the field is there.
+    has_texts: bool,
+    text_field: Option<Span>,
+    prompt: Option<Span>,
+    completion: Option<Span>,
 }
 
-/// Gives up on the fast path (the message is never shown: the slow path takes over).
-fn give_up<E: serde::de::Error>() -> E {
-    E::custom("not for the fast path")
-}
+impl Reader<'_, '_> {
+    /// `TextSpec::for_each_text`'s choice of texts, left in `buffers.texts`; `None` when it finds none.
+    fn choose_texts(self) -> Option<()> {
+        if self.has_texts {
+            return Some(());
+        }
+        if let TextSpec::Field(_) = self.spec {
+            return None;
+        }
+        let texts = &mut self.buffers.texts;
+        texts.clear();
+        match self.text_field {
+            Some(text) => texts.push(text),
+            None => texts.extend(self.prompt.into_iter().chain(self.completion)),
+        }
+        (!texts.is_empty()).then_some(())
+    }
 
-impl<'de> Scan<'_, '_, 'de> {
-    fn string<E: serde::de::Error>(self, text: impl FnOnce() -> Cow<'de, str>) -> Result<(), E> {
-        let found = self.found;
-        match self.role {
-            Role::Record | Role::Messages => return Err(give_up()),
-            Role::Content | Role::PartText | Role::FieldItem => found.texts.push(text()),
-            Role::Field => {
-                found.has_texts = true;
-                found.texts.push(text());
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// Skips whitespace, then reads one byte.
+    fn next_token(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    /// Reads a value in `role`, at `depth` arrays and objects deep.
+    fn value(&mut self, role: Role, depth: usize) -> Option<()> {
+        match self.next_token()? {
+            b'{' => self.object(role, depth + 1),
+            b'[' => self.array(role, depth + 1),
+            b'"' => {
+                let string = self.string()?;
+                self.found_string(role, string)
             }
-            Role::Text => found.text = Some(text()),
-            Role::Prompt => found.prompt = Some(text()),
-            Role::Completion => found.completion = Some(text()),
+            b't' => self.literal(b"rue", role),
+            b'f' => self.literal(b"alse", role),
+            b'n' => self.literal(b"ull", role),
+            b'-' | b'0'..=b'9' => {
+                self.at -= 1;
+                self.number()?;
+                scalar(role)
+            }
+            _ => None,
+        }
+    }
+
+    /// A string in `role`.
+    fn found_string(&mut self, role: Role, string: Span) -> Option<()> {
+        match role {
+            Role::Record | Role::Messages => return None,
+            Role::Content | Role::PartText | Role::FieldItem => self.buffers.texts.push(string),
+            Role::Field => {
+                self.has_texts = true;
+                self.buffers.texts.push(string);
+            }
+            Role::Text => self.text_field = Some(string),
+            Role::Prompt => self.prompt = Some(string),
+            Role::Completion => self.completion = Some(string),
             Role::Ignore | Role::Message | Role::Part | Role::Path(_) => {}
         }
-        Ok(())
+        Some(())
     }
 
-    /// A number, boolean or null.
-    fn scalar<E: serde::de::Error>(self) -> Result<(), E> {
-        match self.role {
-            Role::Record | Role::Messages | Role::Field | Role::FieldItem => Err(give_up()),
-            _ => Ok(()),
+    /// The rest of `true`, `false` or `null`, after its first letter.
+    fn literal(&mut self, rest: &[u8], role: Role) -> Option<()> {
+        if !self.bytes[self.at..].starts_with(rest) {
+            return None;
         }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Scan<'_, '_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Scan<'_, '_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
+        self.at += rest.len();
+        scalar(role)
     }
 
-    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<(), E> {
-        self.string(|| Cow::Borrowed(v))
+    /// After `{`.
+    fn object(&mut self, role: Role, depth: usize) -> Option<()> {
+        if depth > MAX_QUICK_DEPTH || matches!(role, Role::Messages | Role::Field | Role::FieldItem) {
+            return None;
+        }
+        let first = self.buffers.keys.len();
+        self.skip_whitespace();
+        if self.bytes.get(self.at) == Some(&b'}') {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            if self.next_token()? != b'"' {
+                return None;
+            }
+            let key = self.string()?;
+            let keys = &self.buffers.keys[first..];
+            let name = self.resolve(&key);
+            if keys.len() >= MAX_QUICK_KEYS || keys.iter().any(|k| self.resolve(k) == name) {
+                return None;
+            }
+            let child = role.child(name, self.spec);
+            self.buffers.keys.push(key);
+            if self.next_token()? != b':' {
+                return None;
+            }
+            self.value(child, depth)?;
+            match self.next_token()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        self.buffers.keys.truncate(first);
+        Some(())
     }
 
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        self.string(|| Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        self.scalar()
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let found = self.found;
-        let item = match self.role {
-            Role::Record | Role::FieldItem => return Err(give_up()),
+    /// After `[`.
+    fn array(&mut self, role: Role, depth: usize) -> Option<()> {
+        let item = match role {
+            Role::Record | Role::FieldItem => return None,
+            _ if depth > MAX_QUICK_DEPTH => return None,
             Role::Messages => Role::Message,
             Role::Content => Role::Part,
             Role::Field => Role::FieldItem,
             _ => Role::Ignore,
         };
-        if matches!(self.role, Role::Messages | Role::Field) {
-            found.has_texts = true;
+        if matches!(role, Role::Messages | Role::Field) {
+            self.has_texts = true;
         }
-        while seq.next_element_seed(Scan { role: item, found: &mut *found })?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let found = self.found;
-        if matches!(self.role, Role::Messages | Role::Field | Role::FieldItem) {
-            return Err(give_up());
+        self.skip_whitespace();
+        if self.bytes.get(self.at) == Some(&b']') {
+            self.at += 1;
+            return Some(());
         }
-        let spec = found.spec;
-        let first = found.keys.len();
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let keys = &found.keys[first..];
-            if keys.len() >= MAX_QUICK_KEYS || keys.contains(&key) {
-                return Err(give_up());
+        loop {
+            self.value(item, depth)?;
+            match self.next_token()? {
+                b',' => continue,
+                b']' => return Some(()),
+                _ => return None,
             }
-            let role = self.role.child(&key, spec);
-            found.keys.push(key);
-            map.next_value_seed(Scan { role, found: &mut *found })?;
         }
-        found.keys.truncate(first);
-        Ok(())
+    }
+
+    /// A number, at its first byte: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, within the
+    /// magnitude that serde_json reads without a range error.
+    fn number(&mut self) -> Option<()> {
+        if self.bytes[self.at] == b'-' {
+            self.at += 1;
+        }
+        let whole_digits = match self.bytes.get(self.at)? {
+            b'0' => {
+                self.at += 1;
+                1
+            }
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        };
+        if self.bytes.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        let mut magnitude = whole_digits;
+        if let Some(b'e' | b'E') = self.bytes.get(self.at) {
+            self.at += 1;
+            let sign = self.bytes.get(self.at).copied();
+            if let Some(b'+' | b'-') = sign {
+                self.at += 1;
+            }
+            let start = self.at;
+            if !(1..=3).contains(&self.digits()) {
+                return None;
+            }
+            if sign != Some(b'-') {
+                magnitude += self.text[start..self.at].parse::<usize>().ok()?;
+            }
+        }
+        (magnitude <= MAX_QUICK_MAGNITUDE).then_some(())
+    }
+
+    /// Skips ASCII digits; how many.
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// After a string's opening quote: its value.
+    fn string(&mut self) -> Option<Span> {
+        let start = self.at;
+        let mut at = special_byte(self.bytes, start)?;
+        if self.bytes[at] == b'"' {
+            self.at = at + 1;
+            return Some(Span::Line(start..at));
+        }
+        let unescaped = &mut self.buffers.unescaped;
+        let from = unescaped.len();
+        let mut run = start;
+        loop {
+            match self.bytes[at] {
+                b'"' => {
+                    unescaped.push_str(&self.text[run..at]);
+                    self.at = at + 1;
+                    return Some(Span::Unescaped(from..unescaped.len()));
+                }
+                b'\\' => {
+                    unescaped.push_str(&self.text[run..at]);
+                    let (char, len) = escape(&self.bytes[at..])?;
+                    unescaped.push(char);
+                    run = at + len;
+                }
+                // A raw control character.
+                _ => return None,
+            }
+            at = special_byte(self.bytes, run)?;
+        }
+    }
+
+    fn resolve(&self, span: &Span) -> &str {
+        match span {
+            Span::Line(range) => &self.text[range.clone()],
+            Span::Unescaped(range) => &self.buffers.unescaped[range.clone()],
+        }
     }
 }
 
-/// An object key, borrowed from the line unless it has escapes.
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
-        deserializer.deserialize_str(self)
+/// A number, boolean or null in `role`.
+fn scalar(role: Role) -> Option<()> {
+    match role {
+        Role::Record | Role::Messages | Role::Field | Role::FieldItem => None,
+        _ => Some(()),
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
+/// Whether a byte ends a run of plain string content: a quote, a backslash or a control character.
+fn is_special(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
+}
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string key")
+/// The first quote, backslash or control character at or after `at`.
+fn special_byte(bytes: &[u8], mut at: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    while let Some(chunk) = bytes.get(at..at + 16) {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of every x86_64 CPU, and the load reads the 16 bytes of `chunk`.
+        let found = unsafe {
+            let x = _mm_loadu_si128(chunk.as_ptr().cast());
+            let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
+            // Below 0x20 exactly when the unsigned maximum with 0x1F is 0x1F.
+            let below_space = _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x1F)), _mm_set1_epi8(0x1F));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), below_space))
+        };
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize);
+        }
+        at += 16;
     }
+    Some(at + bytes[at..].iter().position(|&byte| is_special(byte))?)
+}
 
-    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(v))
-    }
+/// The character of the escape at the start of `bytes` and the escape's length; `None` for an
+/// invalid escape, and for surrogate escapes other than a high-low pair.
+fn escape(bytes: &[u8]) -> Option<(char, usize)> {
+    let char = match *bytes.get(1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let code = hex4(bytes.get(2..6)?)?;
+            return match code {
+                0xD800..=0xDBFF => {
+                    let low = match bytes.get(6..12)? {
+                        [b'\\', b'u', hex @ ..] => hex4(hex)?,
+                        _ => return None,
+                    };
+                    if !(0xDC00..=0xDFFF).contains(&low) {
+                        return None;
+                    }
+                    let code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+                    Some((char::from_u32(code)?, 12))
+                }
+                _ => Some((char::from_u32(code)?, 6)),
+            };
+        }
+        _ => return None,
+    };
+    Some((char, 2))
+}
 
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
+/// Four hexadecimal digits.
+fn hex4(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0, |value, &digit| Some(value << 4 | (digit as char).to_digit(16)?))
 }
 
 #[cfg(test)]
@@ -300,7 +484,7 @@ mod tests {
     }
 
     fn fast_texts(line_number: u64, line: &[u8], spec: &TextSpec) -> Option<Vec<String>> {
-        line_texts(line_number, line, spec).map(|t| t.into_iter().map(String::from).collect())
+        QuickTexts::default().line_texts(line_number, line, spec).map(|t| t.map(String::from).collect())
     }
 
     fn specs() -> [TextSpec; 4] {
@@ -346,6 +530,9 @@ mod tests {
             (1, b"[\"text\"]"),
             (1, br#"{"messages": "a"}"#),
             (1, br#"{"x": 1}"#),
+            // Valid, but left to the slow path: a large exponent, deep nesting.
+            (1, br#"{"text": "a", "n": 1e-5000}"#),
+            (1, format!(r#"{{"text": "a", "x": {}1{}}}"#, "[".repeat(70), "]".repeat(70)).as_bytes()),
         ] {
             assert!(!check(line_number, line, &TextSpec::Auto), "{:?}", String::from_utf8_lossy(line));
         }
@@ -371,20 +558,44 @@ mod tests {
             "te\\nxt",
             "",
         ];
-        const SCALARS: [&str; 10] = [
+        const SCALARS: [&str; 16] = [
             "\"s\"",
             "\"a\\nb\"",
             "\"\\u00e9\\ud83d\\ude00\"",
+            "\"\\/\\b\\f\\r\\t\\\"\\\\\"",
+            "\"\\u0000\\u00E9\\uD83D\\uDE00\"",
             "\"\u{301}x\"",
             "1",
             "-0",
             "2.5e3",
+            "1E+2",
+            "-0.5e-7",
+            "123456789012345678901234567890",
             "true",
             "null",
+            "false",
             "\"\"",
         ];
-        /// Values that serde_json refuses: a lone surrogate, a number out of range.
-        const INVALID: [&str; 2] = ["\"\\ud800\"", "1e400"];
+        /// Values that serde_json refuses: lone or broken surrogates, numbers out of range or not in
+        /// JSON's grammar, bad escapes, a raw control character, trailing commas.
+        const INVALID: [&str; 16] = [
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\\ud83d\\u0041\"",
+            "\"\\ud83dx\"",
+            "\"\\x\"",
+            "\"a\u{1}b\"",
+            "1e400",
+            "01",
+            "1.",
+            "-",
+            ".5",
+            "1e",
+            "tru",
+            "nul",
+            "[1,]",
+            "{\"a\": 1,}",
+        ];
         /// A value; `list` makes it often a list of objects, as `messages` and `content` are.
         fn value(random: &mut dyn FnMut(usize) -> usize, depth: usize, out: &mut String, list: bool) {
             let kind = if depth >= 5 {
@@ -454,7 +665,7 @@ mod tests {
                     line.remove(at);
                 }
                 1 => {
-                    let bytes = b"{}[]\",:\\ x\xff";
+                    let bytes = b"{}[]\",:\\ \t\rx0e.-\xff";
                     line.insert(at, bytes[random(bytes.len())]);
                 }
                 _ => line = [record::UTF8_BOM, &line].concat(),
@@ -464,18 +675,43 @@ mod tests {
     }
 
     #[test]
+    fn special_bytes_are_found_wherever_they_are() {
+        let mut random = crate::testing::xorshift(7);
+        for _ in 0..20_000 {
+            // Runs of plain bytes of every value that cross the 16-byte steps, and now and then a
+            // special byte or a byte next to one.
+            let mut bytes = Vec::new();
+            for _ in 0..random(80) {
+                bytes.push(match random(40) {
+                    0 => [b'"', b'\\', 0, 0x1F, 0x20, b'!', b'#', b'[', b']', 0x7F, 0x80, 0xFF][random(12)],
+                    _ => match 0x20 + random(0xE0) as u8 {
+                        b'"' | b'\\' => b'a',
+                        byte => byte,
+                    },
+                });
+            }
+            let at = random(bytes.len() + 1);
+            let expected = bytes[at..].iter().position(|&b| is_special(b)).map(|p| at + p);
+            assert_eq!(special_byte(&bytes, at), expected, "{bytes:?} from {at}");
+        }
+    }
+
+    #[test]
     fn random_lines_agree_with_the_slow_path() {
         let mut random = crate::testing::xorshift(0x9E37_79B9_7F4A_7C15);
         let specs = specs();
         let mut records = 0;
+        let mut quick = QuickTexts::default();
         for _ in 0..40_000 {
             let line = random_line(&mut random);
             let line_number = 1 + random(2) as u64;
             for spec in &specs {
-                // Without objects of over MAX_QUICK_KEYS keys, the fast path answers exactly when the
-                // slow path finds texts.
+                // Without objects of over MAX_QUICK_KEYS keys, deep nesting or numbers of over
+                // MAX_QUICK_MAGNITUDE digits, the fast path answers exactly when the slow path finds texts.
                 let slow = slow_texts(line_number, &line, spec);
-                let fast = fast_texts(line_number, &line, spec);
+                // One reader for all lines, as a worker has: nothing may leak from line to line.
+                let fast: Option<Vec<String>> =
+                    quick.line_texts(line_number, &line, spec).map(|t| t.map(String::from).collect());
                 assert_eq!(fast, slow, "{spec:?} on line {line_number} {:?}", String::from_utf8_lossy(&line));
                 records += usize::from(slow.is_some());
             }
