@@ -210,6 +210,20 @@ fn ascii_letters_end(b: &[u8], mut i: usize, lowercase: bool) -> usize {
     i
 }
 
+/// Calls `f` with the range of each piece of `text`, `piece_end(bytes, start)` giving where the piece
+/// that starts at `start` ends.
+#[inline(always)]
+fn split(text: &str, mut f: impl FnMut(Range<usize>), piece_end: impl Fn(&[u8], usize) -> usize) {
+    let b = text.as_bytes();
+    let mut pos = 0;
+    while pos < b.len() {
+        let end = piece_end(b, pos);
+        debug_assert!(end > pos && text.is_char_boundary(end));
+        f(pos..end);
+        pos = end;
+    }
+}
+
 /// The end of ` ?[A-Za-z]+` at `pos` when an ASCII byte (or the end of the text) follows it: the most
 /// common pre-token of prose and code, and a whole word alternative of the GPT-2, cl100k and Llama 3
 /// patterns (no earlier alternative, contractions included, starts with a space or a letter). None for
@@ -296,22 +310,56 @@ impl Pretokenizer {
 
     /// Calls `f` with the byte range of every pre-token of `text`, in order; the ranges cover `text`.
     #[inline]
-    pub fn for_each(&self, text: &str, mut f: impl FnMut(Range<usize>)) {
-        let b = text.as_bytes();
-        let mut pos = 0;
-        while pos < b.len() {
-            // Words of ASCII letters are decided here, in the loop; the rest by a call to the matcher.
-            let end = match self.kind {
-                PatternKind::Gpt2 => ascii_word_end(b, pos).unwrap_or_else(|| self.gpt2(b, pos)),
-                PatternKind::Cl100k | PatternKind::Llama3 => {
-                    ascii_word_end(b, pos).unwrap_or_else(|| self.cl100k(b, pos))
-                }
-                PatternKind::O200k => ascii_cased_word_end(b, pos).unwrap_or_else(|| self.o200k(b, pos)),
-            };
-            debug_assert!(end > pos && text.is_char_boundary(end));
-            f(pos..end);
-            pos = end;
+    pub fn for_each(&self, text: &str, f: impl FnMut(Range<usize>)) {
+        // Words of ASCII letters and ASCII punctuation are decided in the loop; the rest by a call to
+        // the pattern's matcher. One loop per pattern, so that the loop does not branch on it.
+        match self.kind {
+            PatternKind::Gpt2 => {
+                split(text, f, |b, pos| ascii_word_end(b, pos).unwrap_or_else(|| self.gpt2(b, pos)))
+            }
+            PatternKind::Cl100k | PatternKind::Llama3 => split(text, f, |b, pos| {
+                ascii_word_end(b, pos)
+                    .or_else(|| self.ascii_punctuation_end(b, pos))
+                    .unwrap_or_else(|| self.cl100k(b, pos))
+            }),
+            PatternKind::O200k => split(text, f, |b, pos| {
+                ascii_cased_word_end(b, pos)
+                    .or_else(|| self.ascii_punctuation_end(b, pos))
+                    .unwrap_or_else(|| self.o200k(b, pos))
+            }),
         }
+    }
+
+    /// The end of ` ?[^\s\p{L}\p{N}]++[\r\n]*+` (cl100k, Llama 3) or ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
+    /// (o200k) on ASCII, the commonest piece after words (`,` `.` ` (` `.\n`). None where an earlier
+    /// alternative may match (a character right before a letter is a word's prefix, or a
+    /// contraction's apostrophe) and where the run goes on outside ASCII; the pattern's matcher
+    /// decides those.
+    #[inline(always)]
+    fn ascii_punctuation_end(&self, b: &[u8], pos: usize) -> Option<usize> {
+        let other = |c: &u8| c.is_ascii() && self.classes.ascii[*c as usize] & OTHER != 0;
+        let start = pos + usize::from(b[pos] == b' ');
+        if !b.get(start).is_some_and(other) {
+            return None;
+        }
+        if start == pos && b.get(pos + 1).is_some_and(u8::is_ascii_alphabetic) {
+            return None;
+        }
+        let mut end = start + 1;
+        while b.get(end).is_some_and(other) {
+            end += 1;
+        }
+        if !b.get(end).map_or(true, u8::is_ascii) {
+            return None;
+        }
+        let slash = self.kind == PatternKind::O200k;
+        while let Some(&c) = b.get(end) {
+            if !(c == b'\r' || c == b'\n' || slash && c == b'/') {
+                break;
+            }
+            end += 1;
+        }
+        Some(end)
     }
 
     /// `'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`
