@@ -6,7 +6,7 @@
 //! else, which the caller then hands to them for the verdict and its message. It reads strict JSON
 //! (RFC 8259: no trailing commas, no leading zeros, no raw control characters in strings) and gives up
 //! wherever serde_json's answer takes more than the grammar to know: numbers that might be out of
-//! `f64` range, escapes of surrogates that are not a pair, deep nesting, objects with many keys. Every
+//! `f64` range, escapes of surrogates that are not a pair, objects with many keys. Every
 //! object is checked for duplicate keys. A line this accepts is therefore one they accept, with the
 //! same texts; tests compare both on random lines.
 
@@ -16,8 +16,6 @@ use crate::record::{self, TextSpec};
 
 /// Objects with more keys than this go to the slow path (duplicate checks here are quadratic).
 const MAX_QUICK_KEYS: usize = 64;
-/// Nesting deeper than this goes to the slow path, well before serde_json's limit.
-const MAX_QUICK_DEPTH: usize = 64;
 /// Numbers with more digits before the point (plus a positive exponent) than this go to the slow
 /// path: below it, a number is far inside `f64` range, so serde_json reads it without an error.
 const MAX_QUICK_MAGNITUDE: usize = 300;
@@ -236,7 +234,7 @@ impl Reader<'_, '_> {
 
     /// After `{`.
     fn object(&mut self, role: Role, depth: usize) -> Option<()> {
-        if depth > MAX_QUICK_DEPTH || matches!(role, Role::Messages | Role::Field | Role::FieldItem) {
+        if depth > record::MAX_DEPTH || matches!(role, Role::Messages | Role::Field | Role::FieldItem) {
             return None;
         }
         let first = self.buffers.keys.len();
@@ -275,7 +273,7 @@ impl Reader<'_, '_> {
     fn array(&mut self, role: Role, depth: usize) -> Option<()> {
         let item = match role {
             Role::Record | Role::FieldItem => return None,
-            _ if depth > MAX_QUICK_DEPTH => return None,
+            _ if depth > record::MAX_DEPTH => return None,
             Role::Messages => Role::Message,
             Role::Content => Role::Part,
             Role::Field => Role::FieldItem,
@@ -530,9 +528,8 @@ mod tests {
             (1, b"[\"text\"]"),
             (1, br#"{"messages": "a"}"#),
             (1, br#"{"x": 1}"#),
-            // Valid, but left to the slow path: a large exponent, deep nesting.
+            // Valid, but left to the slow path: a large exponent.
             (1, br#"{"text": "a", "n": 1e-5000}"#),
-            (1, format!(r#"{{"text": "a", "x": {}1{}}}"#, "[".repeat(70), "]".repeat(70)).as_bytes()),
         ] {
             assert!(!check(line_number, line, &TextSpec::Auto), "{:?}", String::from_utf8_lossy(line));
         }
@@ -675,6 +672,18 @@ mod tests {
     }
 
     #[test]
+    fn nesting_is_limited_as_serde_json_limits_it() {
+        // The record's object is one level, each list one more.
+        let nested =
+            |lists: usize| format!(r#"{{"x": {}1{}, "text": "t"}}"#, "[".repeat(lists), "]".repeat(lists));
+        let deepest = nested(record::MAX_DEPTH - 1);
+        assert!(check(1, deepest.as_bytes(), &TextSpec::Auto));
+        let too_deep = nested(record::MAX_DEPTH);
+        assert_eq!(fast_texts(1, too_deep.as_bytes(), &TextSpec::Auto), None);
+        assert_eq!(slow_texts(1, too_deep.as_bytes(), &TextSpec::Auto), None);
+    }
+
+    #[test]
     fn special_bytes_are_found_wherever_they_are() {
         let mut random = crate::testing::xorshift(7);
         for _ in 0..20_000 {
@@ -706,8 +715,8 @@ mod tests {
             let line = random_line(&mut random);
             let line_number = 1 + random(2) as u64;
             for spec in &specs {
-                // Without objects of over MAX_QUICK_KEYS keys, deep nesting or numbers of over
-                // MAX_QUICK_MAGNITUDE digits, the fast path answers exactly when the slow path finds texts.
+                // Without objects of over MAX_QUICK_KEYS keys or numbers of over MAX_QUICK_MAGNITUDE
+                // digits, the fast path answers exactly when the slow path finds texts.
                 let slow = slow_texts(line_number, &line, spec);
                 // One reader for all lines, as a worker has: nothing may leak from line to line.
                 let fast: Option<Vec<String>> =
