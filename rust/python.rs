@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::audit::{parse_path, AuditOptions, Format};
 use crate::count::{count, CountOptions, CountReport, LineStatus, Totals};
@@ -86,10 +86,13 @@ impl Encoding {
     fn count_batch(
         &self,
         py: Python<'_>,
-        texts: Vec<String>,
+        texts: Vec<Bound<'_, PyString>>,
         special_tokens: bool,
         threads: Option<usize>,
     ) -> PyResult<Vec<u64>> {
+        // The UTF-8 that Python keeps with each string, not a copy: the references in `texts` keep
+        // the strings alive while the GIL is released.
+        let texts: Vec<&str> = texts.iter().map(|text| text.to_str()).collect::<PyResult<_>>()?;
         let threads = threads.unwrap_or_else(default_threads).clamp(1, texts.len().max(1));
         run_interruptible(py, |_| {
             let per_thread = texts.len().div_ceil(threads).max(1);
