@@ -94,25 +94,32 @@ impl Encoding {
         // the strings alive while the GIL is released.
         let texts: Vec<&str> = texts.iter().map(|text| text.to_str()).collect::<PyResult<_>>()?;
         let threads = threads.unwrap_or_else(default_threads).clamp(1, texts.len().max(1));
+        let mut counts = vec![0; texts.len()];
         run_interruptible(py, |_| {
-            let per_thread = texts.len().div_ceil(threads).max(1);
+            // Blocks of texts go to whichever thread is free, so that the threads finish together
+            // however the texts' lengths vary along the list.
+            const BLOCK: usize = 256;
+            let blocks = Mutex::new(texts.chunks(BLOCK).zip(counts.chunks_mut(BLOCK)));
             std::thread::scope(|scope| {
-                let handles: Vec<_> = texts
-                    .chunks(per_thread)
-                    .map(|part| {
-                        scope.spawn(move || {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        scope.spawn(|| {
                             let mut counter = self.inner.counter(special_tokens);
-                            part.iter().map(|t| counter.count(t)).collect::<Result<Vec<_>, _>>()
+                            loop {
+                                // Taken in a statement of its own, so the lock is let go before counting.
+                                let block = blocks.lock().expect("not poisoned").next();
+                                let Some((texts, counts)) = block else { return Ok(()) };
+                                for (text, count) in texts.iter().zip(counts) {
+                                    *count = counter.count(text)?;
+                                }
+                            }
                         })
                     })
                     .collect();
-                let mut counts = Vec::with_capacity(texts.len());
-                for handle in handles {
-                    counts.extend(handle.join().expect("counting thread panicked")?);
-                }
-                Ok(counts)
+                workers.into_iter().try_for_each(|worker| worker.join().expect("counting thread panicked"))
             })
-        })
+        })?;
+        Ok(counts)
     }
 
     #[pyo3(signature = (text, special_tokens = false))]
