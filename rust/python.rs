@@ -92,14 +92,14 @@ impl Encoding {
     ) -> PyResult<Vec<u64>> {
         // The UTF-8 that Python keeps with each string, not a copy: the references in `texts` keep
         // the strings alive while the GIL is released.
-        let texts: Vec<&str> = texts.iter().map(|text| text.to_str()).collect::<PyResult<_>>()?;
-        let threads = threads.unwrap_or_else(default_threads).clamp(1, texts.len().max(1));
-        let mut counts = vec![0; texts.len()];
+        let utf8: Vec<&str> = texts.iter().map(|text| text.to_str()).collect::<PyResult<_>>()?;
+        let threads = threads.unwrap_or_else(default_threads).clamp(1, utf8.len().max(1));
+        let mut counts = vec![0; utf8.len()];
         run_interruptible(py, |_| {
             // Blocks of texts go to whichever thread is free, so that the threads finish together
             // however the texts' lengths vary along the list.
             const BLOCK: usize = 256;
-            let blocks = Mutex::new(texts.chunks(BLOCK).zip(counts.chunks_mut(BLOCK)));
+            let blocks = Mutex::new(utf8.chunks(BLOCK).zip(counts.chunks_mut(BLOCK)));
             std::thread::scope(|scope| {
                 let workers: Vec<_> = (0..threads)
                     .map(|_| {

@@ -38,6 +38,15 @@ enum Span {
     Unescaped(Range<usize>),
 }
 
+impl Span {
+    fn value<'a>(&self, line: &'a str, unescaped: &'a str) -> &'a str {
+        match self {
+            Span::Line(range) => &line[range.clone()],
+            Span::Unescaped(range) => &unescaped[range.clone()],
+        }
+    }
+}
+
 impl QuickTexts {
     /// The texts that `parse_line` and `spec.for_each_text` would give for the line, in the same
     /// order, if they would give a record and texts; `None` otherwise.
@@ -74,10 +83,7 @@ impl QuickTexts {
         }
         reader.choose_texts()?;
         let unescaped = self.unescaped.as_str();
-        Some(self.texts.iter().map(move |span| match span {
-            Span::Line(range) => &text[range.clone()],
-            Span::Unescaped(range) => &unescaped[range.clone()],
-        }))
+        Some(self.texts.iter().map(move |span| span.value(text, unescaped)))
     }
 }
 
@@ -376,10 +382,7 @@ impl Reader<'_, '_> {
     }
 
     fn resolve(&self, span: &Span) -> &str {
-        match span {
-            Span::Line(range) => &self.text[range.clone()],
-            Span::Unescaped(range) => &self.buffers.unescaped[range.clone()],
-        }
+        span.value(self.text, &self.buffers.unescaped)
     }
 }
 
