@@ -432,16 +432,6 @@ fn fmix64(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// One hash for a sequence of word hashes.
-#[inline]
-fn fold_words(words: &[u64], seed: u64) -> u64 {
-    let mut h = seed;
-    for &w in words {
-        h = (h.rotate_left(27) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    fmix64(h ^ words.len() as u64)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Signing
 
@@ -1174,7 +1164,13 @@ impl Distinct {
     }
 }
 
+/// Rotation between the words of a diversity n-gram (3 of them take distinct rotations).
+const NGRAM_ROTATION: u32 = 21;
+
+/// Adds a hash to the registers. The hashes come unmixed from [`Diversity::add_words`]; the
+/// register and the rank are taken from its mix.
 fn hll_insert(regs: &mut [u8], h: u64) {
+    let h = fmix64(h);
     let idx = (h >> (64 - HLL_BITS)) as usize;
     let rest = (h << HLL_BITS) | (1 << (HLL_BITS - 1));
     let rank = rest.leading_zeros() as u8 + 1;
@@ -1208,25 +1204,21 @@ pub struct NgramDiversity {
 }
 
 impl Diversity {
-    /// Counts the 1-, 2- and 3-grams of one record's words ([`Signer::words`]).
+    /// Counts the 1-, 2- and 3-grams of one record's words ([`Signer::words`]). An n-gram's hash
+    /// is the XOR of its word hashes, each rotated by its distance to the end: words are hashed
+    /// already, and the sketch mixes what it keeps ([`hll_insert`]).
     pub fn add_words(&mut self, words: &[u64]) {
-        self.add_ngrams::<1>(words);
-        self.add_ngrams::<2>(words);
-        self.add_ngrams::<3>(words);
-    }
-
-    /// Counts the `N`-grams; `N` is a constant so that the hashing of each one unrolls.
-    fn add_ngrams<const N: usize>(&mut self, words: &[u64]) {
-        if words.len() < N {
-            return;
+        for (n, total) in (1..).zip(&mut self.total) {
+            *total += (words.len() + 1).saturating_sub(n) as u64;
         }
-        self.total[N - 1] += (words.len() + 1 - N) as u64;
-        let distinct = &mut self.distinct[N - 1];
-        if N == 1 {
-            distinct.insert_all(words.iter().map(|&w| fmix64(w)));
-        } else {
-            distinct.insert_all(words.windows(N).map(|w| fold_words(w, N as u64)));
-        }
+        let [unigrams, bigrams, trigrams] = &mut self.distinct;
+        unigrams.insert_all(words.iter().copied());
+        bigrams.insert_all(words.windows(2).map(|w| w[0].rotate_left(NGRAM_ROTATION) ^ w[1]));
+        trigrams.insert_all(
+            words
+                .windows(3)
+                .map(|w| w[0].rotate_left(2 * NGRAM_ROTATION) ^ w[1].rotate_left(NGRAM_ROTATION) ^ w[2]),
+        );
     }
 
     pub fn merge(&mut self, other: &Diversity) {
