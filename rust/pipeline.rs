@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a run checks for an interruption (Ctrl-C).
+pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 use crossbeam_channel::{bounded, select, unbounded, RecvTimeoutError};
 

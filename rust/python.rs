@@ -2,7 +2,9 @@
 //! runs with the GIL released; engine errors become the exception tree declared here.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError};
@@ -13,7 +15,7 @@ use crate::audit::{parse_path, AuditOptions, Format};
 use crate::count::{count, CountOptions, CountReport, LineStatus, Totals};
 use crate::dedup::{DedupConfig, Keep};
 use crate::error::Error;
-use crate::pipeline::{default_threads, RunOptions};
+use crate::pipeline::{default_threads, RunOptions, CHECK_INTERVAL};
 use crate::reader::{Progress as EngineProgress, ReadOptions, Source};
 use crate::record::TextSpec;
 use crate::scan::{
@@ -95,28 +97,46 @@ impl Encoding {
         let utf8: Vec<&str> = texts.iter().map(|text| text.to_str()).collect::<PyResult<_>>()?;
         let threads = threads.unwrap_or_else(default_threads).clamp(1, utf8.len().max(1));
         let mut counts = vec![0; utf8.len()];
-        run_interruptible(py, |_| {
+        run_interruptible(py, |check| {
             // Blocks of texts go to whichever thread is free, so that the threads finish together
             // however the texts' lengths vary along the list.
             const BLOCK: usize = 256;
             let blocks = Mutex::new(utf8.chunks(BLOCK).zip(counts.chunks_mut(BLOCK)));
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = (0..threads)
-                    .map(|_| {
-                        scope.spawn(|| {
-                            let mut counter = self.inner.counter(special_tokens);
-                            loop {
-                                // Taken in a statement of its own, so the lock is let go before counting.
-                                let block = blocks.lock().expect("not poisoned").next();
-                                let Some((texts, counts)) = block else { return Ok(()) };
-                                for (text, count) in texts.iter().zip(counts) {
-                                    *count = counter.count(text)?;
-                                }
+            // Set when a thread fails or the caller is interrupted: the others stop at their next text.
+            let stop = AtomicBool::new(false);
+            let work = |watch_interrupts: bool| -> Result<(), Error> {
+                let mut counter = self.inner.counter(special_tokens);
+                let mut last_check = Instant::now();
+                // Reading the clock costs about as much as counting a short text, so it is read once
+                // per 64 KB of text or so (a text weighing at least 64 bytes).
+                let mut since_clock = 0;
+                loop {
+                    // Taken in a statement of its own, so the lock is let go before counting.
+                    let block = blocks.lock().expect("not poisoned").next();
+                    let Some((texts, counts)) = block else { return Ok(()) };
+                    for (text, count) in texts.iter().zip(counts) {
+                        if stop.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        since_clock += text.len().max(64);
+                        if watch_interrupts && since_clock >= 1 << 16 {
+                            since_clock = 0;
+                            if last_check.elapsed() >= CHECK_INTERVAL {
+                                check().inspect_err(|_| stop.store(true, Ordering::Relaxed))?;
+                                last_check = Instant::now();
                             }
-                        })
-                    })
-                    .collect();
-                workers.into_iter().try_for_each(|worker| worker.join().expect("counting thread panicked"))
+                        }
+                        *count = counter.count(text).inspect_err(|_| stop.store(true, Ordering::Relaxed))?;
+                    }
+                }
+            };
+            // The calling thread counts too, and is the one that watches for Ctrl-C.
+            std::thread::scope(|scope| {
+                let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(|| work(false))).collect();
+                let caller = work(true);
+                helpers.into_iter().fold(caller, |result, helper| {
+                    result.and(helper.join().expect("counting thread panicked"))
+                })
             })
         })?;
         Ok(counts)
@@ -191,23 +211,23 @@ impl Progress {
 
     #[getter]
     fn bytes_read(&self) -> u64 {
-        self.inner.bytes_read.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.bytes_read.load(Ordering::Relaxed)
     }
 
     #[getter]
     fn bytes_total(&self) -> u64 {
-        self.inner.bytes_total.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.bytes_total.load(Ordering::Relaxed)
     }
 
     #[getter]
     fn lines_done(&self) -> u64 {
-        self.inner.lines_done.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.lines_done.load(Ordering::Relaxed)
     }
 
     /// Counts work done elsewhere (by the shards of a distributed run).
     #[pyo3(signature = (*, bytes_read = 0, lines_done = 0, bytes_total = 0))]
     fn add(&self, bytes_read: u64, lines_done: u64, bytes_total: u64) {
-        use std::sync::atomic::Ordering::Relaxed;
+        use Ordering::Relaxed;
         self.inner.bytes_read.fetch_add(bytes_read, Relaxed);
         self.inner.lines_done.fetch_add(lines_done, Relaxed);
         self.inner.bytes_total.fetch_add(bytes_total, Relaxed);

@@ -183,6 +183,33 @@ def test_ctrl_c_stops_a_long_run_promptly(tmp_path: Path, source: str) -> None:
     assert b"interrupted" in stderr.lower()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_ctrl_c_stops_a_long_count_batch_promptly(threads: int) -> None:
+    # Long runs of random letters make pieces that no cache holds: about 8 MB/s on one thread, so the
+    # 160 MB batch would run for many seconds if Ctrl-C waited for it.
+    script = f"""
+import os, sys
+import tokenlens
+encoding = tokenlens.Encoding("cl100k_base")
+letters = bytes(97 + i % 26 for i in range(256))
+texts = [os.urandom(4096).translate(letters).decode() for _ in range(40_000)]
+print("counting", flush=True)
+encoding.count_batch(texts, threads={threads})
+print("finished", flush=True)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"counting\n"
+    time.sleep(1)
+    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert time.monotonic() - started < 3, "Ctrl-C waited for the batch"
+    assert b"KeyboardInterrupt" in stderr
+    assert b"finished" not in stdout
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX")
 def test_python_api_releases_the_gil(tmp_path: Path) -> None:
     import threading
