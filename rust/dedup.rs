@@ -457,7 +457,6 @@ pub struct Signer {
     probes: Vec<Probe>,
     scratch: WordScratch,
     words: Vec<u64>,
-    shingles: Vec<u64>,
     bins: BinScratch,
     mins: Vec<u32>,
 }
@@ -470,7 +469,6 @@ impl Signer {
             probes: probe_sequences(config.num_perm),
             scratch: WordScratch::default(),
             words: Vec::new(),
-            shingles: Vec::new(),
             bins: BinScratch::default(),
             mins: vec![0; config.num_perm],
         }
@@ -503,14 +501,14 @@ impl Signer {
         &self.words
     }
 
-    /// Fills `words`, `shingles` and `mins`; false when the text has no words.
+    /// Fills `words` and `mins`; false when the text has no words.
     fn compute(&mut self, text: &str) -> bool {
         hash_words(text, &mut self.scratch, &mut self.words);
         if self.words.is_empty() {
             return false;
         }
-        shingle_hashes(&self.words, self.config.ngram, &mut self.shingles);
-        one_permutation_minhash(&self.shingles, &self.probes, &mut self.bins, &mut self.mins);
+        let shingles = shingle_hashes(&self.words, self.config.ngram);
+        one_permutation_minhash(shingles, &self.probes, &mut self.bins, &mut self.mins);
         true
     }
 }
@@ -530,16 +528,15 @@ const SHINGLE_ROTATION: u32 = 13;
 
 /// The hashes of the word `n`-grams of `words` (one of all the words when there are fewer), rolled:
 /// a shingle's hash mixes the XOR of its word hashes, each rotated by its distance to the end.
-fn shingle_hashes(words: &[u64], n: usize, shingles: &mut Vec<u64>) {
+fn shingle_hashes(words: &[u64], n: usize) -> impl Iterator<Item = u64> + '_ {
     let n = n.min(words.len());
     let first_rotation = (n as u32 - 1).wrapping_mul(SHINGLE_ROTATION);
-    let mut h = words[..n].iter().fold(0, |h: u64, &w| h.rotate_left(SHINGLE_ROTATION) ^ w);
-    shingles.clear();
-    shingles.push(fmix64(h));
-    for (&leaving, &entering) in words.iter().zip(&words[n..]) {
-        h = (h ^ leaving.rotate_left(first_rotation)).rotate_left(SHINGLE_ROTATION) ^ entering;
-        shingles.push(fmix64(h));
-    }
+    let first = words[..n].iter().fold(0, |h: u64, &w| h.rotate_left(SHINGLE_ROTATION) ^ w);
+    let rolled = words.iter().zip(&words[n..]).scan(first, move |h, (&leaving, &entering)| {
+        *h = (*h ^ leaving.rotate_left(first_rotation)).rotate_left(SHINGLE_ROTATION) ^ entering;
+        Some(*h)
+    });
+    std::iter::once(first).chain(rolled).map(fmix64)
 }
 
 /// Marks a bin without shingles (ranks are 32-bit).
@@ -584,15 +581,21 @@ struct BinScratch {
 /// The empty bins probe in rounds, one step each per round, and the ones that found a value leave
 /// the pending list without a branch: probing bin by bin until each finds one mispredicts at the
 /// end of nearly every sequence.
-fn one_permutation_minhash(shingles: &[u64], probes: &[Probe], scratch: &mut BinScratch, mins: &mut [u32]) {
+fn one_permutation_minhash(
+    shingles: impl Iterator<Item = u64>,
+    probes: &[Probe],
+    scratch: &mut BinScratch,
+    mins: &mut [u32],
+) {
     let k = mins.len();
     let BinScratch { bins, pending } = scratch;
     bins.clear();
     bins.resize(k, EMPTY_BIN);
-    for &h in shingles {
+    // Internal iteration (`for_each`), so that the chained shingles run as two plain loops.
+    shingles.for_each(|h| {
         let bin = &mut bins[bin_of(h, k)];
         *bin = (*bin).min(h & 0xFFFF_FFFF);
-    }
+    });
     pending.resize(k, (0, 0));
     let mut n_pending = 0;
     for (i, ((m, &own), probe)) in mins.iter_mut().zip(bins.iter()).zip(probes).enumerate() {
@@ -2054,7 +2057,7 @@ mod tests {
         let shingles = |signer: &mut Signer, i: usize| -> FxHashSet<u64> {
             let text = normalize(&record(lines[i]), &TextSpec::Auto).unwrap();
             signer.compute(&text);
-            signer.shingles.iter().copied().collect()
+            shingle_hashes(signer.words(), signer.config().ngram).collect()
         };
         let mut members: FxHashMap<u64, Vec<usize>> = FxHashMap::default();
         for (i, r) in report.records.iter().enumerate() {
@@ -2088,7 +2091,7 @@ mod tests {
         let shingles: Vec<u64> = (0..40u64).map(fmix64).collect();
         let probes = probe_sequences(112);
         let (mut bins, mut mins) = (BinScratch::default(), vec![0u32; 112]);
-        one_permutation_minhash(&shingles, &probes, &mut bins, &mut mins);
+        one_permutation_minhash(shingles.iter().copied(), &probes, &mut bins, &mut mins);
         let mut own: Vec<Option<u32>> = vec![None; 112];
         for &h in &shingles {
             let bin = &mut own[bin_of(h, 112)];
@@ -2102,12 +2105,12 @@ mod tests {
             }
         }
         // A single shingle fills every bin; the order of the shingles does not matter.
-        one_permutation_minhash(&shingles[..1], &probes, &mut bins, &mut mins);
+        one_permutation_minhash(shingles[..1].iter().copied(), &probes, &mut bins, &mut mins);
         assert!(mins.iter().all(|&m| m == shingles[0] as u32));
         let mut reversed = mins.clone();
         let backwards: Vec<u64> = shingles.iter().rev().copied().collect();
-        one_permutation_minhash(&backwards, &probes, &mut bins, &mut reversed);
-        one_permutation_minhash(&shingles, &probes, &mut bins, &mut mins);
+        one_permutation_minhash(backwards.iter().copied(), &probes, &mut bins, &mut reversed);
+        one_permutation_minhash(shingles.iter().copied(), &probes, &mut bins, &mut mins);
         assert_eq!(mins, reversed);
     }
 
@@ -2137,7 +2140,7 @@ mod tests {
             let mut mins = vec![0u32; k];
             for n in [1, 2, 3, 10, 50, 111, 112, 113, 400] {
                 let shingles: Vec<u64> = (0..n).map(|_| splitmix64(&mut state)).collect();
-                one_permutation_minhash(&shingles, &probes, &mut scratch, &mut mins);
+                one_permutation_minhash(shingles.iter().copied(), &probes, &mut scratch, &mut mins);
                 assert_eq!(mins, bin_by_bin(&shingles, &probes, k), "{n} shingles in {k} bins");
             }
         }
@@ -2150,17 +2153,16 @@ mod tests {
             let rotated = window.iter().rev().enumerate();
             fmix64(rotated.fold(0, |h, (j, &w)| h ^ w.rotate_left(j as u32 * SHINGLE_ROTATION)))
         };
-        let mut shingles = Vec::new();
         for n in [1, 2, 5, 7, 30, 40] {
             for len in [1, 4, 5, 6, 30] {
-                shingle_hashes(&words[..len], n, &mut shingles);
+                let shingles: Vec<u64> = shingle_hashes(&words[..len], n).collect();
                 let expect: Vec<u64> = words[..len].windows(n.min(len)).map(direct).collect();
                 assert_eq!(shingles, expect, "n {n}, {len} words");
             }
         }
         // Word order matters.
-        shingle_hashes(&[words[1], words[0]], 2, &mut shingles);
-        assert_ne!(shingles, [direct(&words[..2])]);
+        let swapped: Vec<u64> = shingle_hashes(&[words[1], words[0]], 2).collect();
+        assert_ne!(swapped, [direct(&words[..2])]);
     }
 
     /// Signatures of `pairs` random pairs of shingle sets of `union` shingles, `common` of them in
@@ -2176,7 +2178,7 @@ mod tests {
                 let sign = |set: &[u64]| {
                     let mut mins = vec![0u32; 112];
                     one_permutation_minhash(
-                        set,
+                        set.iter().copied(),
                         &probe_sequences(112),
                         &mut BinScratch::default(),
                         &mut mins,
