@@ -188,7 +188,7 @@ def test_ctrl_c_stops_a_long_count_batch_promptly(threads: int) -> None:
     # Long runs of random letters make pieces that no cache holds: about 8 MB/s on one thread, so the
     # 160 MB batch would run for many seconds if Ctrl-C waited for it.
     script = f"""
-import os, sys
+import os
 import tokenlens
 encoding = tokenlens.Encoding("cl100k_base")
 letters = bytes(97 + i % 26 for i in range(256))
