@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tokenlens import scan
-from tokenlens.bench import generate_corpus
+from tokenlens.bench import Result, generate_corpus, table
 
 from tests.test_count import run_cli
 
@@ -38,3 +38,16 @@ def test_bench_command_measures_tokenlens_and_checks_the_peers_totals(tmp_path: 
     assert "tokenlens/peer" in proc.stdout.decode()
     assert (tmp_path / "tokenlens-bench-cl100k_base-1mb-seed0.jsonl").exists()
     assert run_cli("bench", "--threads", "x").returncode == 2
+
+
+def test_the_ratio_column_compares_tokenlens_with_peers_only() -> None:
+    results = [
+        Result("tokenlens count", 1, 1.0, 100, 10, None),
+        # Checked against `count`'s total, but another tokenlens run, not a peer: no ratio.
+        Result("tokenlens count (texts file)", 1, 2.0, 100, 10, True, "tokenlens count"),
+        Result("gigatoken", 1, 5.0, 100, 10, True, "tokenlens count (texts file)"),
+    ]
+    header, count, texts, peer = table(results)
+    assert header.endswith("tokenlens/peer")
+    assert count.endswith("-") and texts.endswith("yes")
+    assert peer.endswith("yes    2.50x")

@@ -330,7 +330,9 @@ def table(results: list[Result]) -> list[str]:
     rate = {(r.tool, r.threads): r.mb_per_s for r in results}
 
     def ratio(r: Result) -> str:
-        base = rate.get((r.baseline, r.threads)) if r.baseline else None
+        # Peers only: tokenlens's own other runs check their totals against a baseline, not their speed.
+        peer = not r.tool.startswith("tokenlens")
+        base = rate.get((r.baseline, r.threads)) if r.baseline and peer else None
         return f"{base / r.mb_per_s:.2f}x" if base else ""
 
     header = ("tool", "threads", "MB", "MB/s", "tokens", "exact", "tokenlens/peer")
