@@ -8,13 +8,13 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
 
 from tokenlens import _core, bench
-from tokenlens._core import Progress
 from tokenlens.api import DEFAULT_MAX_LINE_BYTES, CountResult, count_file
 from tokenlens.errors import TokenlensError
 from tokenlens.fix import FixResult, dedup, filter_lines, manifest_path
@@ -31,6 +31,7 @@ EXIT_INTERRUPTED = 130
 SHOWN_PROBLEMS = 20
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 
 def fail(message: str) -> NoReturn:
@@ -636,10 +637,15 @@ def _print_fix(result: FixResult, out: TextIO) -> None:
     print(f"manifest: {manifest_path(result.output)}", file=out)
 
 
-def _run_fix(work: Callable[[Progress], FixResult], no_progress: bool) -> FixResult:
+def _run_fix(work: Callable[..., R], threads: int | None, max_line_bytes: int, no_progress: bool) -> R:
+    """Runs the work of a command that writes a fixed dataset, giving it the reading options, the
+    progress line and the command line that they all take; errors and Ctrl-C end it alike (the
+    outputs are written atomically, so nothing is left behind)."""
     try:
         with progress_line(not no_progress) as progress:
-            return work(progress)
+            return work(
+                threads=threads, max_line_bytes=max_line_bytes, progress=progress, command=_command_line()
+            )
     except (OSError, TokenlensError) as e:
         fail(str(e))
     except KeyboardInterrupt:
@@ -679,22 +685,17 @@ def dedup_command(
         f"{_detection_curve(config['bands'], config['rows'])}",
         file=sys.stderr,
     )
-    result = _run_fix(
-        lambda progress: dedup(
-            paths,
-            output,
-            field=field,
-            exact_only=exact_only,
-            clusters=clusters_path,
-            force=force,
-            threads=threads,
-            max_line_bytes=max_line_bytes,
-            progress=progress,
-            command=_command_line(),
-            **config,
-        ),
-        no_progress,
+    work = partial(
+        dedup,
+        paths,
+        output,
+        field=field,
+        exact_only=exact_only,
+        clusters=clusters_path,
+        force=force,
+        **config,
     )
+    result = _run_fix(work, threads, max_line_bytes, no_progress)
     _print_fix(result, sys.stdout)
     sys.exit(EXIT_CLEAN)
 
@@ -731,24 +732,19 @@ def filter_command(
     """Keep the lines that pass the filters, byte for byte, in order."""
     kwargs = _scan_kwargs(audit)
     kwargs["format"] = kwargs.pop("format_")
-    result = _run_fix(
-        lambda progress: filter_lines(
-            paths,
-            output,
-            drop_invalid=drop_invalid,
-            drop_too_long=drop_too_long,
-            max_tokens=max_tokens,
-            drop_duplicates=drop_duplicates,
-            encoding=encoding,
-            force=force,
-            threads=threads,
-            max_line_bytes=max_line_bytes,
-            progress=progress,
-            command=_command_line(),
-            **kwargs,
-        ),
-        no_progress,
+    work = partial(
+        filter_lines,
+        paths,
+        output,
+        drop_invalid=drop_invalid,
+        drop_too_long=drop_too_long,
+        max_tokens=max_tokens,
+        drop_duplicates=drop_duplicates,
+        encoding=encoding,
+        force=force,
+        **kwargs,
     )
+    result = _run_fix(work, threads, max_line_bytes, no_progress)
     _print_fix(result, sys.stdout)
     sys.exit(EXIT_CLEAN)
 
@@ -791,22 +787,17 @@ def chunk_command(
         fail("chunk takes one encoding")
     if overlap >= max_tokens:
         fail("--overlap must be less than --max-tokens")
-    result = _run_fix(
-        lambda progress: chunk(
-            paths,
-            output,
-            max_tokens=max_tokens,
-            overlap=overlap,
-            field=field,
-            encoding=encoding,
-            force=force,
-            threads=threads,
-            max_line_bytes=max_line_bytes,
-            progress=progress,
-            command=_command_line(),
-        ),
-        no_progress,
+    work = partial(
+        chunk,
+        paths,
+        output,
+        max_tokens=max_tokens,
+        overlap=overlap,
+        field=field,
+        encoding=encoding,
+        force=force,
     )
+    result = _run_fix(work, threads, max_line_bytes, no_progress)
     s = result.summary
     print(
         f"{result.lines_read:,} lines read, {result.lines_written:,} written to {result.output}: "
@@ -855,35 +846,23 @@ def split_command(
 
     Exact duplicates and near-duplicate clusters go to one side whole, never across the split.
     Invalid and blank lines go to neither output; both manifests list them."""
-    from tokenlens.fix import SplitResult, split
+    from tokenlens.fix import split
 
-    def work(progress: Progress) -> SplitResult:
-        return split(
-            paths,
-            train_path,
-            val_path,
-            val_fraction=val_fraction,
-            stratify=stratify,
-            seed=seed,
-            label_field=label_field,
-            field=field,
-            encoding=_encodings(encoding),
-            force=force,
-            threads=threads,
-            max_line_bytes=max_line_bytes,
-            progress=progress,
-            command=_command_line(),
-            **config,
-        )
-
-    try:
-        with progress_line(not no_progress) as progress:
-            result = work(progress)
-    except (OSError, TokenlensError) as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        click.echo("tokenlens: interrupted; no output was written", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    work = partial(
+        split,
+        paths,
+        train_path,
+        val_path,
+        val_fraction=val_fraction,
+        stratify=stratify,
+        seed=seed,
+        label_field=label_field,
+        field=field,
+        encoding=_encodings(encoding),
+        force=force,
+        **config,
+    )
+    result = _run_fix(work, threads, max_line_bytes, no_progress)
     s = result.summary
     print(
         f"{s['records']:,} records: {s['train']:,} to {train_path}, {s['validation']:,} to {val_path} "
