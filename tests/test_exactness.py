@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import tokenlens
 import zstandard
-from tokenlens.bench import tokenizer_json
+from tokenlens.bench import record_texts, tokenizer_json
 
 from tests.adversarial import adversarial_texts
 from tests.conftest import reference_encoding, shared_file
@@ -32,15 +32,6 @@ def read_lines(path: Path) -> list[str]:
     elif raw[:4] == b"\x28\xb5\x2f\xfd":
         raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
     return raw.decode("utf-8").removesuffix("\n").split("\n")
-
-
-def record_texts(record: dict[str, Any]) -> list[str]:
-    """The texts `count` counts by default, extracted independently of tokenlens."""
-    if "messages" in record:
-        return [m["content"] for m in record["messages"] if isinstance(m.get("content"), str)]
-    if "text" in record:
-        return [record["text"]]
-    return [record[k] for k in ("prompt", "completion") if k in record]
 
 
 @pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
