@@ -1368,17 +1368,8 @@ impl Kernel for VerifyKernel<'_> {
     }
 
     fn process(&self, (signer, text): &mut (Signer, String), chunk: &LinesChunk) -> Self::Output {
-        let wanted = &self.wanted[chunk.file];
-        let mut next = wanted.partition_point(|&l| l < chunk.first_line);
         let mut out = Vec::new();
-        if next == wanted.len() {
-            return out;
-        }
-        chunk.for_each_line(|line, _, bytes| {
-            if wanted.get(next) != Some(&line) {
-                return;
-            }
-            next += 1;
+        chunk.for_each_wanted_line(&self.wanted[chunk.file], |line, bytes| {
             let minhash = match parse_line(line, bytes) {
                 Parsed::Record(record) if normalize_into(&record, &self.options.text, text).is_ok() => {
                     signer.minhash(text).map(<[u32]>::to_vec)

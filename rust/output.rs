@@ -231,18 +231,8 @@ impl Kernel for PickKernel<'_> {
     fn worker(&self) {}
 
     fn process(&self, _: &mut (), chunk: &LinesChunk) -> Self::Output {
-        let wanted = &self.wanted[chunk.file];
-        let mut next = wanted.partition_point(|&l| l < chunk.first_line);
         let mut out = Vec::new();
-        if next == wanted.len() {
-            return out;
-        }
-        chunk.for_each_line(|line, _, bytes| {
-            if wanted.get(next) == Some(&line) {
-                next += 1;
-                out.push((line, bytes.to_vec()));
-            }
-        });
+        chunk.for_each_wanted_line(&self.wanted[chunk.file], |line, bytes| out.push((line, bytes.to_vec())));
         out
     }
 }

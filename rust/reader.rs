@@ -133,6 +133,21 @@ impl LinesChunk {
             start = end + 1;
         }
     }
+
+    /// Calls `f(line_number, line)` for each line of the chunk whose number is in `wanted`
+    /// (ascending); a chunk with none of them is not even split into lines.
+    pub fn for_each_wanted_line(&self, wanted: &[u64], mut f: impl FnMut(u64, &[u8])) {
+        let mut next = wanted.partition_point(|&l| l < self.first_line);
+        if next == wanted.len() {
+            return;
+        }
+        self.for_each_line(|line, _, bytes| {
+            if wanted.get(next) == Some(&line) {
+                next += 1;
+                f(line, bytes);
+            }
+        });
+    }
 }
 
 /// What the reader produces, in input order.
@@ -451,6 +466,15 @@ fn emit_lines(
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn wanted_lines_are_picked_by_number() {
+        let chunk = LinesChunk { file: 0, first_line: 10, offset: 0, data: b"a\nb\r\nc\nd\n".to_vec() };
+        let mut seen = Vec::new();
+        chunk.for_each_wanted_line(&[3, 11, 13, 20], |line, bytes| seen.push((line, bytes.to_vec())));
+        assert_eq!(seen, [(11, b"b".to_vec()), (13, b"d".to_vec())]);
+        chunk.for_each_wanted_line(&[1, 9, 14], |line, _| panic!("line {line} is not wanted here"));
+    }
 
     fn collect(path: &std::path::Path, options: &ReadOptions) -> Vec<Item> {
         let mut items = Vec::new();
