@@ -9,7 +9,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often a run checks for an interruption (Ctrl-C).
-pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
+const CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Says when the next interruption check is due: once per [`CHECK_INTERVAL`].
+pub struct CheckClock(Instant);
+
+impl CheckClock {
+    pub fn start() -> CheckClock {
+        CheckClock(Instant::now())
+    }
+
+    /// True once [`CHECK_INTERVAL`] has passed since the start or the last time it said true.
+    pub fn due(&mut self) -> bool {
+        let due = self.0.elapsed() >= CHECK_INTERVAL;
+        if due {
+            self.0 = Instant::now();
+        }
+        due
+    }
+}
 
 use crossbeam_channel::{bounded, select, unbounded, RecvTimeoutError};
 
@@ -148,13 +166,10 @@ fn deliver_in_order<O>(
 ) -> Result<(), Error> {
     let mut pending = BTreeMap::new();
     let mut next = 1u64;
-    let mut last_check = Instant::now();
+    let mut clock = CheckClock::start();
     loop {
-        if let Some(check) = options.check_interrupt {
-            if last_check.elapsed() >= CHECK_INTERVAL {
-                check()?;
-                last_check = Instant::now();
-            }
+        if let Some(check) = options.check_interrupt.filter(|_| clock.due()) {
+            check()?;
         }
         match done_rx.recv_timeout(CHECK_INTERVAL) {
             Ok((seq, event)) => {

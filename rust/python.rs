@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError};
@@ -15,7 +14,7 @@ use crate::audit::{parse_path, AuditOptions, Format};
 use crate::count::{count, CountOptions, CountReport, LineStatus, Totals};
 use crate::dedup::{DedupConfig, Keep};
 use crate::error::Error;
-use crate::pipeline::{default_threads, RunOptions, CHECK_INTERVAL};
+use crate::pipeline::{default_threads, CheckClock, RunOptions};
 use crate::reader::{Progress as EngineProgress, ReadOptions, Source};
 use crate::record::TextSpec;
 use crate::scan::{
@@ -106,7 +105,7 @@ impl Encoding {
             let stop = AtomicBool::new(false);
             let work = |watch_interrupts: bool| -> Result<(), Error> {
                 let mut counter = self.inner.counter(special_tokens);
-                let mut last_check = Instant::now();
+                let mut clock = CheckClock::start();
                 // Reading the clock costs about as much as counting a short text, so it is read once
                 // per 64 KB of text or so (a text weighing at least 64 bytes).
                 let mut since_clock = 0;
@@ -121,9 +120,8 @@ impl Encoding {
                         since_clock += text.len().max(64);
                         if watch_interrupts && since_clock >= 1 << 16 {
                             since_clock = 0;
-                            if last_check.elapsed() >= CHECK_INTERVAL {
+                            if clock.due() {
                                 check().inspect_err(|_| stop.store(true, Ordering::Relaxed))?;
-                                last_check = Instant::now();
                             }
                         }
                         *count = counter.count(text).inspect_err(|_| stop.store(true, Ordering::Relaxed))?;
