@@ -128,8 +128,7 @@ pub fn run<K: Kernel>(
                     let event = match item {
                         Item::Lines(chunk) => {
                             let output = kernel.process(&mut worker, &chunk);
-                            let lines = memchr::memchr_iter(b'\n', &chunk.data).count() as u64;
-                            progress.lines_done.fetch_add(lines, Ordering::Relaxed);
+                            progress.lines_done.fetch_add(chunk.lines, Ordering::Relaxed);
                             Event::Lines { chunk, output }
                         }
                         Item::FileStart { file, compression } => Event::FileStart { file, compression },

@@ -112,6 +112,8 @@ pub struct LinesChunk {
     pub first_line: u64,
     /// Byte offset of the first line in the (decompressed) stream.
     pub offset: u64,
+    /// How many lines `data` holds (the last one may lack its terminator at the end of a stream).
+    pub lines: u64,
     pub data: Vec<u8>,
 }
 
@@ -424,6 +426,13 @@ fn emit_lines(
 ) -> bool {
     let base = *offset;
     *offset += data.len() as u64;
+    if data.len() as u64 <= max_line_bytes {
+        // No line can be over the limit: count the lines without splitting them.
+        let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(data.last() != Some(&b'\n'));
+        let chunk = LinesChunk { file, first_line: *line, offset: base, lines, data };
+        *line += lines;
+        return emit(Item::Lines(chunk));
+    }
     // Lines not yet emitted start at `pending` (byte) and `pending_line` (number).
     let mut pending = 0;
     let mut pending_line = *line;
@@ -440,6 +449,7 @@ fn emit_lines(
                     file,
                     first_line: pending_line,
                     offset: base + pending as u64,
+                    lines: *line - pending_line,
                     data: data[pending..line_start].to_vec(),
                 };
                 if !emit(Item::Lines(chunk)) {
@@ -459,7 +469,14 @@ fn emit_lines(
         return true;
     }
     let data = if pending == 0 { data } else { data[pending..].to_vec() };
-    emit(Item::Lines(LinesChunk { file, first_line: pending_line, offset: base + pending as u64, data }))
+    let lines = *line - pending_line;
+    emit(Item::Lines(LinesChunk {
+        file,
+        first_line: pending_line,
+        offset: base + pending as u64,
+        lines,
+        data,
+    }))
 }
 
 #[cfg(test)]
@@ -469,7 +486,8 @@ mod tests {
 
     #[test]
     fn wanted_lines_are_picked_by_number() {
-        let chunk = LinesChunk { file: 0, first_line: 10, offset: 0, data: b"a\nb\r\nc\nd\n".to_vec() };
+        let chunk =
+            LinesChunk { file: 0, first_line: 10, offset: 0, lines: 4, data: b"a\nb\r\nc\nd\n".to_vec() };
         let mut seen = Vec::new();
         chunk.for_each_wanted_line(&[3, 11, 13, 20], |line, bytes| seen.push((line, bytes.to_vec())));
         assert_eq!(seen, [(11, b"b".to_vec()), (13, b"d".to_vec())]);
@@ -489,7 +507,9 @@ mod tests {
         let mut out = Vec::new();
         for item in items {
             if let Item::Lines(chunk) = item {
+                let before = out.len();
                 chunk.for_each_line(|n, off, l| out.push((n, off, l.to_vec())));
+                assert_eq!(chunk.lines, (out.len() - before) as u64, "the chunk's line count");
             }
         }
         out
