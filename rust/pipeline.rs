@@ -8,6 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{bounded, select, unbounded, RecvTimeoutError};
+
+use crate::error::Error;
+use crate::reader::{read_all, Compression, Item, LinesChunk, Progress, ReadOptions, Source};
+
 /// How often a run checks for an interruption (Ctrl-C).
 const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -28,11 +33,6 @@ impl CheckClock {
         due
     }
 }
-
-use crossbeam_channel::{bounded, select, unbounded, RecvTimeoutError};
-
-use crate::error::Error;
-use crate::reader::{read_all, Compression, Item, LinesChunk, Progress, ReadOptions, Source};
 
 /// The per-chunk work of a job.
 pub trait Kernel: Sync {

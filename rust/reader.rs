@@ -428,7 +428,8 @@ fn emit_lines(
     *offset += data.len() as u64;
     if data.len() as u64 <= max_line_bytes {
         // No line can be over the limit: count the lines without splitting them.
-        let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(data.last() != Some(&b'\n'));
+        let lines = memchr::memchr_iter(b'\n', &data).count() as u64
+            + u64::from(data.last().is_some_and(|&b| b != b'\n'));
         let chunk = LinesChunk { file, first_line: *line, offset: base, lines, data };
         *line += lines;
         return emit(Item::Lines(chunk));
