@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import tokenlens
 import zstandard
+from tokenlens._core import Progress
 
 from tests.conftest import SAMPLE, reference_encoding
 
@@ -46,9 +47,12 @@ def test_broken_line_in_the_middle_is_reported_and_later_lines_counted(tmp_path:
 def test_every_line_is_accounted_for(tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b'{"text": "a"}\r\n\n   \n[1]\n{"x": 1}\n\xff\xfe\n{"text": "last, no newline"}')
-    result = tokenlens.count_file(path)
+    progress = Progress()
+    result = tokenlens.count_file(path, progress=progress)
     t = result.total
     assert t.lines == t.records + t.blank + t.invalid == 7
+    # The progress line ends at every line and byte too, the last line without a newline included.
+    assert (progress.lines_done, progress.bytes_read) == (7, path.stat().st_size)
     assert (t.records, t.blank, t.invalid) == (2, 2, 3)
     assert t.problems_by_code == {"data_type": 1, "no_text": 1, "invalid_utf8": 1}
     assert result.lines["status"].to_list() == ["ok", "blank", "blank", "invalid", "invalid", "invalid", "ok"]
