@@ -454,7 +454,7 @@ pub struct RecordSignature {
 #[derive(Clone, Debug)]
 pub struct Signer {
     config: DedupConfig,
-    probes: Vec<Probe>,
+    probes: Probes,
     scratch: WordScratch,
     words: Vec<u64>,
     bins: BinScratch,
@@ -466,7 +466,7 @@ impl Signer {
     pub fn new(config: &DedupConfig) -> Signer {
         Signer {
             config: config.clone(),
-            probes: probe_sequences(config.num_perm),
+            probes: Probes::new(config.num_perm),
             scratch: WordScratch::default(),
             words: Vec::new(),
             bins: BinScratch::default(),
@@ -556,13 +556,38 @@ struct Probe {
     step: u64,
 }
 
-fn probe_sequences(k: usize) -> Vec<Probe> {
-    let mut state: u64 = 0x6465_6e73_6966_7921; // "densify!"
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        fmix64(state)
-    };
-    (0..k).map(|_| Probe { start: next(), step: next() | 1 }).collect()
+impl Probe {
+    /// The bin probed in round `t` (from 1) among `k`.
+    fn bin(self, t: u64, k: usize) -> usize {
+        bin_of(self.start.wrapping_add(t.wrapping_mul(self.step)), k)
+    }
+}
+
+/// Probe rounds whose bins are looked up in a table rather than computed. Where a share `f` of a
+/// record's bins is full, an empty bin needs `1 / f` rounds on average: most find a value within these.
+const TABLED_ROUNDS: usize = 16;
+
+/// The probe sequences of `k` bins, and the bins of their first [`TABLED_ROUNDS`] rounds.
+#[derive(Clone, Debug)]
+struct Probes {
+    sequences: Vec<Probe>,
+    /// `first_rounds[(t - 1) * k + i]`: the bin that bin `i` probes in round `t`.
+    first_rounds: Vec<u32>,
+}
+
+impl Probes {
+    fn new(k: usize) -> Probes {
+        let mut state: u64 = 0x6465_6e73_6966_7921; // "densify!"
+        let mut next = || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            fmix64(state)
+        };
+        let sequences: Vec<Probe> = (0..k).map(|_| Probe { start: next(), step: next() | 1 }).collect();
+        let first_rounds = (1..=TABLED_ROUNDS as u64)
+            .flat_map(|t| sequences.iter().map(move |probe| probe.bin(t, k) as u32))
+            .collect();
+        Probes { sequences, first_rounds }
+    }
 }
 
 /// Scratch buffers of [`one_permutation_minhash`].
@@ -570,8 +595,8 @@ fn probe_sequences(k: usize) -> Vec<Probe> {
 struct BinScratch {
     /// Per bin, the smallest rank of its shingles ([`EMPTY_BIN`] when it has none).
     bins: Vec<u64>,
-    /// The bins still looking for a value, with the position their probe sequence has reached.
-    pending: Vec<(u32, u64)>,
+    /// The bins still looking for a value.
+    pending: Vec<u32>,
 }
 
 /// One-permutation MinHash with optimal densification (see the module docs): `mins[i]` is the
@@ -583,7 +608,7 @@ struct BinScratch {
 /// end of nearly every sequence.
 fn one_permutation_minhash(
     shingles: impl Iterator<Item = u64>,
-    probes: &[Probe],
+    probes: &Probes,
     scratch: &mut BinScratch,
     mins: &mut [u32],
 ) {
@@ -596,21 +621,27 @@ fn one_permutation_minhash(
         let bin = &mut bins[bin_of(h, k)];
         *bin = (*bin).min(h & 0xFFFF_FFFF);
     });
-    pending.resize(k, (0, 0));
+    pending.resize(k, 0);
     let mut n_pending = 0;
-    for (i, ((m, &own), probe)) in mins.iter_mut().zip(bins.iter()).zip(probes).enumerate() {
+    for (i, (m, &own)) in mins.iter_mut().zip(bins.iter()).enumerate() {
         *m = own as u32;
-        pending[n_pending] = (i as u32, probe.start);
+        pending[n_pending] = i as u32;
         n_pending += usize::from(own == EMPTY_BIN);
     }
+    let mut round = 0;
     while n_pending > 0 {
+        round += 1;
+        let tabled = probes.first_rounds.get((round - 1) * k..round * k);
         let mut still = 0;
         for j in 0..n_pending {
-            let (i, at) = pending[j];
-            let at = at.wrapping_add(probes[i as usize].step);
-            let value = bins[bin_of(at, k)];
-            mins[i as usize] = value as u32;
-            pending[still] = (i, at);
+            let i = pending[j] as usize;
+            let probed = match tabled {
+                Some(targets) => targets[i] as usize,
+                None => probes.sequences[i].bin(round as u64, k),
+            };
+            let value = bins[probed];
+            mins[i] = value as u32;
+            pending[still] = i as u32;
             still += usize::from(value == EMPTY_BIN);
         }
         n_pending = still;
@@ -2080,7 +2111,7 @@ mod tests {
     #[test]
     fn one_permutation_minhash_fills_every_bin() {
         let shingles: Vec<u64> = (0..40u64).map(fmix64).collect();
-        let probes = probe_sequences(112);
+        let probes = Probes::new(112);
         let (mut bins, mut mins) = (BinScratch::default(), vec![0u32; 112]);
         one_permutation_minhash(shingles.iter().copied(), &probes, &mut bins, &mut mins);
         let mut own: Vec<Option<u32>> = vec![None; 112];
@@ -2108,16 +2139,17 @@ mod tests {
     #[test]
     fn densification_in_rounds_equals_probing_bin_by_bin() {
         // The definition: each empty bin follows its own probe sequence to the first non-empty bin.
-        fn bin_by_bin(shingles: &[u64], probes: &[Probe], k: usize) -> Vec<u32> {
+        fn bin_by_bin(shingles: &[u64], probes: &Probes, k: usize) -> Vec<u32> {
             let mut bins = vec![EMPTY_BIN; k];
             for &h in shingles {
                 bins[bin_of(h, k)] = bins[bin_of(h, k)].min(h & 0xFFFF_FFFF);
             }
             (0..k)
                 .map(|i| {
-                    let (mut value, mut at) = (bins[i], probes[i].start);
+                    let probe = probes.sequences[i];
+                    let (mut value, mut at) = (bins[i], probe.start);
                     while value == EMPTY_BIN {
-                        at = at.wrapping_add(probes[i].step);
+                        at = at.wrapping_add(probe.step);
                         value = bins[bin_of(at, k)];
                     }
                     value as u32
@@ -2127,7 +2159,7 @@ mod tests {
         let mut state = 7;
         let mut scratch = BinScratch::default();
         for k in [1, 7, 112, 256] {
-            let probes = probe_sequences(k);
+            let probes = Probes::new(k);
             let mut mins = vec![0u32; k];
             for n in [1, 2, 3, 10, 50, 111, 112, 113, 400] {
                 let shingles: Vec<u64> = (0..n).map(|_| splitmix64(&mut state)).collect();
@@ -2170,7 +2202,7 @@ mod tests {
                     let mut mins = vec![0u32; 112];
                     one_permutation_minhash(
                         set.iter().copied(),
-                        &probe_sequences(112),
+                        &Probes::new(112),
                         &mut BinScratch::default(),
                         &mut mins,
                     );
