@@ -523,20 +523,27 @@ pub fn exact_signature(text: &str) -> RecordSignature {
     }
 }
 
-/// Rotation between the words of a shingle (odd, so 64 positions get distinct rotations).
-const SHINGLE_ROTATION: u32 = 13;
+/// Rotation between the words of an n-gram (odd, so 64 positions get distinct rotations).
+const NGRAM_ROTATION: u32 = 13;
 
-/// The hashes of the word `n`-grams of `words` (one of all the words when there are fewer), rolled:
-/// a shingle's hash mixes the XOR of its word hashes, each rotated by its distance to the end.
-fn shingle_hashes(words: &[u64], n: usize) -> impl Iterator<Item = u64> + '_ {
-    let n = n.min(words.len());
-    let first_rotation = (n as u32 - 1).wrapping_mul(SHINGLE_ROTATION);
-    let first = words[..n].iter().fold(0, |h: u64, &w| h.rotate_left(SHINGLE_ROTATION) ^ w);
-    let rolled = words.iter().zip(&words[n..]).scan(first, move |h, (&leaving, &entering)| {
-        *h = (*h ^ leaving.rotate_left(first_rotation)).rotate_left(SHINGLE_ROTATION) ^ entering;
+/// An unmixed hash of each run of `n` consecutive words (none when there are fewer), rolled from one
+/// to the next: the XOR of its word hashes, each rotated by its distance to the end. MinHash shingles
+/// and the diversity n-grams both come from here.
+fn ngram_hashes(words: &[u64], n: usize) -> impl Iterator<Item = u64> + '_ {
+    let first_rotation = (n as u32).wrapping_sub(1).wrapping_mul(NGRAM_ROTATION);
+    let first =
+        words.get(..n).map(|head| head.iter().fold(0, |h: u64, &w| h.rotate_left(NGRAM_ROTATION) ^ w));
+    let rest = words.get(n..).unwrap_or_default();
+    let rolled = words.iter().zip(rest).scan(first.unwrap_or(0), move |h, (&leaving, &entering)| {
+        *h = (*h ^ leaving.rotate_left(first_rotation)).rotate_left(NGRAM_ROTATION) ^ entering;
         Some(*h)
     });
-    std::iter::once(first).chain(rolled).map(fmix64)
+    first.into_iter().chain(rolled)
+}
+
+/// The hashes of the word `n`-grams of `words` (one of all the words when there are fewer), mixed.
+fn shingle_hashes(words: &[u64], n: usize) -> impl Iterator<Item = u64> + '_ {
+    ngram_hashes(words, n.min(words.len())).map(fmix64)
 }
 
 /// Marks a bin without shingles (ranks are 32-bit).
@@ -1198,9 +1205,6 @@ impl Distinct {
     }
 }
 
-/// Rotation between the words of a diversity n-gram (3 of them take distinct rotations).
-const NGRAM_ROTATION: u32 = 21;
-
 /// Adds a hash to the registers. The hashes come unmixed from [`Diversity::add_words`]; the
 /// register and the rank are taken from its mix.
 fn hll_insert(regs: &mut [u8], h: u64) {
@@ -1238,21 +1242,16 @@ pub struct NgramDiversity {
 }
 
 impl Diversity {
-    /// Counts the 1-, 2- and 3-grams of one record's words ([`Signer::words`]). An n-gram's hash
-    /// is the XOR of its word hashes, each rotated by its distance to the end: words are hashed
-    /// already, and the sketch mixes what it keeps ([`hll_insert`]).
+    /// Counts the 1-, 2- and 3-grams of one record's words ([`Signer::words`]), by their
+    /// [`ngram_hashes`]: words are hashed already, and the sketch mixes what it keeps ([`hll_insert`]).
     pub fn add_words(&mut self, words: &[u64]) {
         for (n, total) in (1..).zip(&mut self.total) {
             *total += (words.len() + 1).saturating_sub(n) as u64;
         }
         let [unigrams, bigrams, trigrams] = &mut self.distinct;
         unigrams.insert_all(words.iter().copied());
-        bigrams.insert_all(words.windows(2).map(|w| w[0].rotate_left(NGRAM_ROTATION) ^ w[1]));
-        trigrams.insert_all(
-            words
-                .windows(3)
-                .map(|w| w[0].rotate_left(2 * NGRAM_ROTATION) ^ w[1].rotate_left(NGRAM_ROTATION) ^ w[2]),
-        );
+        bigrams.insert_all(ngram_hashes(words, 2));
+        trigrams.insert_all(ngram_hashes(words, 3));
     }
 
     pub fn merge(&mut self, other: &Diversity) {
@@ -2174,7 +2173,7 @@ mod tests {
         let words: Vec<u64> = (0..30u64).map(fmix64).collect();
         let direct = |window: &[u64]| {
             let rotated = window.iter().rev().enumerate();
-            fmix64(rotated.fold(0, |h, (j, &w)| h ^ w.rotate_left(j as u32 * SHINGLE_ROTATION)))
+            fmix64(rotated.fold(0, |h, (j, &w)| h ^ w.rotate_left(j as u32 * NGRAM_ROTATION)))
         };
         for n in [1, 2, 5, 7, 30, 40] {
             for len in [1, 4, 5, 6, 30] {
@@ -2183,6 +2182,9 @@ mod tests {
                 assert_eq!(shingles, expect, "n {n}, {len} words");
             }
         }
+        // The diversity n-grams: none from fewer words than `n`.
+        assert_eq!(ngram_hashes(&words[..2], 3).count(), 0);
+        assert_eq!(ngram_hashes(&words[..3], 3).map(fmix64).collect::<Vec<_>>(), [direct(&words[..3])]);
         // Word order matters.
         let swapped: Vec<u64> = shingle_hashes(&[words[1], words[0]], 2).collect();
         assert_ne!(swapped, [direct(&words[..2])]);
