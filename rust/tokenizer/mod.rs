@@ -1,6 +1,7 @@
 //! Exact tokenizers: the OpenAI encodings (vocabularies embedded in the build) and Hugging Face
 //! `tokenizer.json` files.
 
+mod ascii_blocks;
 mod bpe;
 mod hf_bpe;
 mod pretokenize;

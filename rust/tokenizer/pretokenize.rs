@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 use regex_syntax::hir::{Class, HirKind};
 use rustc_hash::FxHashMap;
 
+use super::ascii_blocks::split_cl100k;
+
 /// Pattern family of an OpenAI encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PatternKind {
@@ -264,7 +266,7 @@ fn is_word_prefix(class: u8) -> bool {
 /// `i`, if there is one. Case-insensitive matching also takes `ſ` (U+017F) for `s`, as Unicode simple
 /// case folding does.
 #[inline]
-fn contraction_end(b: &[u8], i: usize, ignore_case: bool) -> Option<usize> {
+pub(super) fn contraction_end(b: &[u8], i: usize, ignore_case: bool) -> Option<usize> {
     let letter = |i: usize| -> Option<(u8, usize)> {
         match *b.get(i)? {
             c @ b'a'..=b'z' => Some((c, 1)),
@@ -317,17 +319,22 @@ impl Pretokenizer {
             PatternKind::Gpt2 => {
                 split(text, f, |b, pos| ascii_word_end(b, pos).unwrap_or_else(|| self.gpt2(b, pos)))
             }
-            PatternKind::Cl100k | PatternKind::Llama3 => split(text, f, |b, pos| {
-                ascii_word_end(b, pos)
-                    .or_else(|| self.ascii_punctuation_end(b, pos))
-                    .unwrap_or_else(|| self.cl100k(b, pos))
-            }),
+            PatternKind::Cl100k => split_cl100k(text, f, |b, pos| self.cl100k_piece_end(b, pos)),
+            PatternKind::Llama3 => split(text, f, |b, pos| self.cl100k_piece_end(b, pos)),
             PatternKind::O200k => split(text, f, |b, pos| {
                 ascii_cased_word_end(b, pos)
                     .or_else(|| self.ascii_punctuation_end(b, pos))
                     .unwrap_or_else(|| self.o200k(b, pos))
             }),
         }
+    }
+
+    /// The end of the cl100k (or Llama 3) piece that starts at `pos`, one character at a time.
+    #[inline(always)]
+    fn cl100k_piece_end(&self, b: &[u8], pos: usize) -> usize {
+        ascii_word_end(b, pos)
+            .or_else(|| self.ascii_punctuation_end(b, pos))
+            .unwrap_or_else(|| self.cl100k(b, pos))
     }
 
     /// The end of ` ?[^\s\p{L}\p{N}]++[\r\n]*+` (cl100k, Llama 3) or ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
@@ -660,6 +667,35 @@ mod tests {
         for _ in 0..1500 {
             let text: String = (0..random(80) + 1).map(|_| pieces[random(pieces.len())]).collect();
             assert_matches_reference(&text);
+        }
+    }
+
+    #[test]
+    fn matches_reference_on_random_ascii_across_windows() {
+        // Every ASCII byte, the classes' edges and contraction letters more often, now and then a
+        // character outside ASCII, in texts of up to several 64-byte windows: runs that cross a
+        // window's end, contractions and line breaks at its edges, long runs of one class.
+        let common = [
+            " ", " ", "  ", "\n", "\r\n", "\t", "\x0b", "'", "s", "ll", "Ve", "rE", "d", "T", "a", "Zq", "x",
+            "1", "123", "4567", ".", "(", "),", "!!", "-", "_", "\x00", "\x7f", "é", "’",
+        ];
+        let mut random = crate::testing::xorshift(0xa5c1_1b10c);
+        for round in 0..6000 {
+            let parts = random(if round % 10 == 0 { 200 } else { 60 }) + 1;
+            let text: String = (0..parts)
+                .map(|_| match random(4) {
+                    0 => char::from(random(128) as u8).to_string(),
+                    _ => common[random(common.len())].to_string(),
+                })
+                .collect();
+            assert_matches_reference(&text);
+        }
+        for run in ["a", "1", " ", "\n", ".", " \n"] {
+            for len in [62, 63, 64, 65, 127, 128, 129, 200] {
+                for around in ["", "x", " ", "'s", "\n", "é"] {
+                    assert_matches_reference(&format!("{around}{}{around}", run.repeat(len)));
+                }
+            }
         }
     }
 
