@@ -5,8 +5,10 @@
 //! function below quotes the alternatives it implements). Every character starts a pre-token, so the
 //! pieces are contiguous. The character classes (`\p{L}`, `\p{N}`, `\s`, o200k's case classes) come
 //! from `regex-syntax`, the crate whose tables the `regex` and `fancy-regex` crates (and so tiktoken)
-//! use, looked up through a two-level table with an ASCII shortcut. Differential tests below, in
-//! `tests/` and in the `pretokenize` fuzz target compare the result with the original patterns.
+//! use, looked up through a two-level table with an ASCII shortcut. For cl100k, runs of ASCII text go
+//! through [`super::ascii_blocks`] instead, which decides the pieces of 64 bytes at once and hands
+//! back to the matchers here what it cannot. Differential tests below, in `tests/` and in the
+//! `pretokenize` fuzz target compare the result with the original patterns.
 
 use std::ops::Range;
 use std::sync::OnceLock;
