@@ -1,4 +1,4 @@
-//! cl100k's pre-tokens on ASCII text, up to 64 bytes at a time.
+//! cl100k's and o200k's pre-tokens on ASCII text, up to 64 bytes at a time.
 //!
 //! The one-piece-at-a-time matchers in [`super::pretokenize`] cannot look at a piece before the
 //! previous one has ended, and that chain of loads and branches is most of their time. Here the
@@ -8,30 +8,35 @@
 //! them. What the masks do not decide (text outside ASCII, a window that is one run) goes to the
 //! character matcher, piece by piece. The differential tests of `pretokenize` cover both paths.
 //!
-//! The rules, for a text that starts at a piece start (the pattern has no look-behind, so the
+//! The rules, for a text that starts at a piece start (the patterns have no look-behind, so the
 //! pieces from any piece start on are those of the text that starts there):
-//! - a letter run is one piece, which also takes the character before it when that is whitespace
-//!   other than a line break, or the only character of a punctuation run not preceded by a space
-//!   (`[^\r\n\p{L}\p{N}]?+\p{L}++`), unless that character is an apostrophe that starts a
-//!   contraction (`'s`, `'ll`, ...), which is a piece of its own;
-//! - digits come in threes from the start of their run (`\p{N}{1,3}+`);
-//! - a punctuation run is a piece, with a space before it and the line breaks after it
-//!   (` ?[^\s\p{L}\p{N}]++[\r\n]*+`);
-//! - a whitespace run that ends the text is one piece (`\s++$`); otherwise it ends a piece after
-//!   its last line break (`\s*[\r\n]`), and its last character, unless a line break, starts a piece
-//!   (`\s+(?!\S)` and `\s`), which takes the next word or punctuation when it can (above).
+//! - a word is one piece, which also takes the character before it when that is whitespace other
+//!   than a line break, or the only character of a punctuation run not preceded by a space
+//!   (`[^\r\n\p{L}\p{N}]?`). In cl100k a word is a letter run (`\p{L}++`), and an apostrophe that
+//!   starts a contraction (`'s`, `'ll`, ...) is a piece of its own instead of a prefix. In o200k a
+//!   letter run splits before each capital that follows a small letter (`[A-Z]*[a-z]+|[A-Z]+[a-z]*`
+//!   in ASCII), and a contraction right after a word belongs to it;
+//! - digits come in threes from the start of their run (`\p{N}{1,3}`);
+//! - a punctuation run is a piece, with a space before it and the line breaks after it (and, in
+//!   o200k, the slashes among and after those: `[\r\n/]*`);
+//! - a whitespace run ends a piece after its last line break (`\s*[\r\n]`), and its last
+//!   character, unless a line break, starts a piece (`\s+(?!\S)` and `\s`), which takes the next
+//!   word or punctuation when it can (above). In cl100k a whitespace run that ends the text is one
+//!   piece (`\s++$`); in o200k only its part after the last line break is.
 
 use std::ops::Range;
 
-use super::pretokenize::contraction_end;
+use super::pretokenize::{contraction_end, PatternKind};
 
 /// Bytes per window.
 const WINDOW: usize = 64;
 
 /// Class masks of a window; bit `j` is byte `j`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Masks {
     letter: u64,
+    /// `[a-z]`
+    lower: u64,
     digit: u64,
     /// `\s` in ASCII: tab to carriage return, and space.
     space: u64,
@@ -39,6 +44,7 @@ struct Masks {
     /// ` ` itself.
     blank: u64,
     apostrophe: u64,
+    slash: u64,
     /// Bytes outside ASCII.
     non_ascii: u64,
 }
@@ -56,18 +62,19 @@ fn classify(bytes: &[u8; WINDOW]) -> Masks {
             let shifted = _mm_xor_si128(_mm_sub_epi8(v, splat(low)), splat(0x80));
             _mm_cmplt_epi8(shifted, splat(width ^ 0x80))
         };
-        let mut m =
-            Masks { letter: 0, digit: 0, space: 0, newline: 0, blank: 0, apostrophe: 0, non_ascii: 0 };
+        let mut m = Masks::default();
         for k in 0..WINDOW / 16 {
             let v = _mm_loadu_si128(bytes.as_ptr().add(16 * k).cast());
             let bits = |x: __m128i| (_mm_movemask_epi8(x) as u32 as u64) << (16 * k);
             let blank = _mm_cmpeq_epi8(v, splat(b' '));
             m.letter |= bits(in_range(_mm_or_si128(v, splat(0x20)), b'a', 26));
+            m.lower |= bits(in_range(v, b'a', 26));
             m.digit |= bits(in_range(v, b'0', 10));
             m.space |= bits(_mm_or_si128(blank, in_range(v, b'\t', 5)));
             m.newline |= bits(_mm_or_si128(_mm_cmpeq_epi8(v, splat(b'\n')), _mm_cmpeq_epi8(v, splat(b'\r'))));
             m.blank |= bits(blank);
             m.apostrophe |= bits(_mm_cmpeq_epi8(v, splat(b'\'')));
+            m.slash |= bits(_mm_cmpeq_epi8(v, splat(b'/')));
             m.non_ascii |= bits(v);
         }
         m
@@ -77,16 +84,18 @@ fn classify(bytes: &[u8; WINDOW]) -> Masks {
 /// The class masks of 64 bytes, one byte at a time.
 #[cfg(any(test, not(target_arch = "x86_64")))]
 fn classify_bytewise(bytes: &[u8; WINDOW]) -> Masks {
-    let mut m = Masks { letter: 0, digit: 0, space: 0, newline: 0, blank: 0, apostrophe: 0, non_ascii: 0 };
+    let mut m = Masks::default();
     for (j, &c) in bytes.iter().enumerate() {
         let bit = 1u64 << j;
         let set = |mask: &mut u64, yes: bool| *mask |= if yes { bit } else { 0 };
         set(&mut m.letter, c.is_ascii_alphabetic());
+        set(&mut m.lower, c.is_ascii_lowercase());
         set(&mut m.digit, c.is_ascii_digit());
         set(&mut m.space, matches!(c, b'\t'..=b'\r' | b' '));
         set(&mut m.newline, matches!(c, b'\n' | b'\r'));
         set(&mut m.blank, c == b' ');
         set(&mut m.apostrophe, c == b'\'');
+        set(&mut m.slash, c == b'/');
         set(&mut m.non_ascii, !c.is_ascii());
     }
     m
@@ -98,11 +107,11 @@ fn classify(bytes: &[u8; WINDOW]) -> Masks {
     classify_bytewise(bytes)
 }
 
-/// The piece starts among the first `len` bytes of a window that begins at a piece start, as bits;
-/// `text_end` says whether the text ends after them. `text` is the text from the window's start:
-/// the rare contractions are read from it.
+/// The piece starts among the first `len` bytes of a window that begins at a piece start, as bits,
+/// for cl100k or (`o200k`) o200k; `text_end` says whether the text ends after them. `text` is the
+/// text from the window's start: the rare contractions are read from it.
 #[inline(always)]
-fn piece_starts(m: &Masks, len: usize, text_end: bool, text: &[u8]) -> u64 {
+fn piece_starts(m: &Masks, len: usize, text_end: bool, text: &[u8], o200k: bool) -> u64 {
     let valid = if len == WINDOW { u64::MAX } else { (1u64 << len) - 1 };
     let (letter, digit, space, newline, blank) =
         (m.letter & valid, m.digit & valid, m.space & valid, m.newline & valid, m.blank & valid);
@@ -112,27 +121,53 @@ fn piece_starts(m: &Masks, len: usize, text_end: bool, text: &[u8]) -> u64 {
     let after = |x: u64| x >> 1;
     let mut starts = 1;
 
-    // Punctuation runs start a piece, taking a space before them.
-    let other_starts = other & !before(other);
+    // What a punctuation piece takes after its run: line breaks (cl100k), or line breaks and the
+    // slashes among and after them (o200k); a carry-propagating add fills each such run from the
+    // line break that follows the punctuation.
+    let trailing = if o200k { newline | (m.slash & valid) } else { newline };
+    let seeds = newline & before(other);
+    let filled = (trailing.wrapping_add(seeds) ^ trailing) & trailing;
+    // A second seed in one run (o200k: `.\n/\n`) stops the carry at its own bit only.
+    let taken = filled | (seeds & before(filled));
+    // Punctuation runs start a piece, taking a space before them; in o200k a run may also start
+    // right after the slashes that the piece before took.
+    let free_other = other & !taken;
+    let other_starts = free_other & !before(free_other);
     starts |= (other_starts & !before(blank)) | (blank & after(other_starts));
 
-    // Contractions: an apostrophe alone before letters, not after a space.
-    let mut contractions = 0;
-    let mut candidates = other_starts & m.apostrophe & after(letter) & !before(blank);
+    // Contractions: in cl100k an apostrophe alone before letters, not after a space, starts one;
+    // in o200k one right after a letter belongs to the word before it.
+    let (mut contractions, mut contraction_letters) = (0u64, 0u64);
+    let mut candidates = if o200k {
+        other_starts & m.apostrophe & before(letter)
+    } else {
+        other_starts & m.apostrophe & after(letter) & !before(blank)
+    };
     while candidates != 0 {
         let j = candidates.trailing_zeros() as usize;
         candidates &= candidates - 1;
+        // In o200k a word takes one contraction: not another right after it.
+        if o200k && before(contraction_letters) & (1 << j) != 0 {
+            continue;
+        }
         if let Some(end) = contraction_end(text, j + 1, true) {
+            let up_to_end = 1u64.checked_shl(end as u32).map_or(u64::MAX, |bit| bit - 1);
             contractions |= 1 << j;
+            contraction_letters |= up_to_end & !(u64::MAX >> (63 - j));
             // The letters after a contraction start a piece of their own.
             starts |= 1u64.checked_shl(end as u32).unwrap_or(0);
         }
     }
 
-    // Words start at their first letter or at the character before it that they take.
+    // Words start at their first letter or at the character before it that they take; in o200k
+    // also at a capital after a small letter.
     let prefixes = ((space & !newline) | (other_starts & !before(blank))) & after(letter) & !contractions;
     let letter_starts = letter & !before(letter);
     starts |= prefixes | (letter_starts & !before(prefixes | contractions));
+    if o200k {
+        starts |= letter & !m.lower & before(m.lower & valid);
+        starts &= !(contractions | contraction_letters);
+    }
 
     // Digits in threes.
     let mut group = digit & !before(digit);
@@ -142,9 +177,7 @@ fn piece_starts(m: &Masks, len: usize, text_end: bool, text: &[u8]) -> u64 {
         group = (group << 3) & three_digits;
     }
 
-    // Whitespace. The line breaks right after punctuation belong to its piece.
-    let taken_seeds = space & !before(space) & before(other) & newline;
-    let taken = (newline.wrapping_add(taken_seeds) ^ newline) & newline;
+    // Whitespace, but for the line breaks that a punctuation piece took.
     let rest = space & !taken;
     starts |= rest & !before(rest);
     // A run's last character starts a piece unless it is a line break or ends the text.
@@ -153,15 +186,15 @@ fn piece_starts(m: &Masks, len: usize, text_end: bool, text: &[u8]) -> u64 {
         last &= !(1u64 << (len - 1));
     }
     starts |= last;
-    // After a run's last line break a piece starts, when the run goes on after it (with no line
-    // break) and does not end the text.
+    // After a run's last line break a piece starts when the run goes on after it (with no line
+    // break); in cl100k not when it goes on to the text's end.
     let no_break = space & !newline;
     let mut tails = no_break & before(newline);
     while tails != 0 {
         let j = tails.trailing_zeros() as usize;
         tails &= tails - 1;
-        let end = j + (!no_break >> j).trailing_zeros() as usize;
-        if end < len && newline & (1 << end) == 0 {
+        let end = (j + (!no_break >> j).trailing_zeros() as usize).min(len);
+        if end < len && newline & (1 << end) == 0 || end == len && text_end && o200k {
             starts |= 1 << j;
         }
     }
@@ -186,10 +219,11 @@ fn last_run_start(m: &Masks, len: usize) -> usize {
     }
 }
 
-/// Calls `f` with the range of each cl100k pre-token of `text`, in order; `piece_end(bytes, start)`
-/// is the character matcher, for what the masks leave.
+/// Calls `f` with the range of each pre-token of `text` for `kind` (cl100k or o200k), in order;
+/// `piece_end(bytes, start)` is the character matcher, for what the masks leave.
 #[inline(always)]
-pub(super) fn split_cl100k(
+pub(super) fn split(
+    kind: PatternKind,
     text: &str,
     mut f: impl FnMut(Range<usize>),
     piece_end: impl Fn(&[u8], usize) -> usize,
@@ -215,7 +249,7 @@ pub(super) fn split_cl100k(
         }
         let mut done = 0;
         if len > 0 {
-            let starts = piece_starts(&masks, len, text_end, &b[pos..]);
+            let starts = piece_starts(&masks, len, text_end, &b[pos..], kind == PatternKind::O200k);
             let cutoff = if text_end { len } else { last_run_start(&masks, len) };
             // Piece ends up to the cutoff: starts at bits 1..=cutoff.
             let mut ends = starts & !1 & (u64::MAX >> (63 - cutoff.min(63)));

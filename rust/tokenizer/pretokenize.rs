@@ -5,10 +5,10 @@
 //! function below quotes the alternatives it implements). Every character starts a pre-token, so the
 //! pieces are contiguous. The character classes (`\p{L}`, `\p{N}`, `\s`, o200k's case classes) come
 //! from `regex-syntax`, the crate whose tables the `regex` and `fancy-regex` crates (and so tiktoken)
-//! use, looked up through a two-level table with an ASCII shortcut. For cl100k, runs of ASCII text go
-//! through [`super::ascii_blocks`] instead, which decides the pieces of 64 bytes at once and hands
-//! back to the matchers here what it cannot. Differential tests below, in `tests/` and in the
-//! `pretokenize` fuzz target compare the result with the original patterns.
+//! use, looked up through a two-level table with an ASCII shortcut. For cl100k and o200k, runs of
+//! ASCII text go through [`super::ascii_blocks`] instead, which decides the pieces of 64 bytes at
+//! once and hands back to the matchers here what it cannot. Differential tests below, in `tests/`
+//! and in the `pretokenize` fuzz target compare the result with the original patterns.
 
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use regex_syntax::hir::{Class, HirKind};
 use rustc_hash::FxHashMap;
 
-use super::ascii_blocks::split_cl100k;
+use super::ascii_blocks;
 
 /// Pattern family of an OpenAI encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,9 +321,11 @@ impl Pretokenizer {
             PatternKind::Gpt2 => {
                 split(text, f, |b, pos| ascii_word_end(b, pos).unwrap_or_else(|| self.gpt2(b, pos)))
             }
-            PatternKind::Cl100k => split_cl100k(text, f, |b, pos| self.cl100k_piece_end(b, pos)),
+            PatternKind::Cl100k => {
+                ascii_blocks::split(self.kind, text, f, |b, pos| self.cl100k_piece_end(b, pos))
+            }
             PatternKind::Llama3 => split(text, f, |b, pos| self.cl100k_piece_end(b, pos)),
-            PatternKind::O200k => split(text, f, |b, pos| {
+            PatternKind::O200k => ascii_blocks::split(self.kind, text, f, |b, pos| {
                 ascii_cased_word_end(b, pos)
                     .or_else(|| self.ascii_punctuation_end(b, pos))
                     .unwrap_or_else(|| self.o200k(b, pos))
