@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from random import Random
 
 import pytest
 import tokenlens
@@ -160,12 +162,20 @@ def test_cli_version_names_the_build_profile() -> None:
     )
 
 
+def write_slow_jsonl(path: Path, lines: int) -> Path:
+    """Lines of random base64 text (4 KB each): nearly every piece is new and must be merged, so one
+    thread counts them at tens of MB/s. Repeated text is counted too fast to be caught running."""
+    random = Random(0)
+    with path.open("w") as f:
+        for _ in range(lines):
+            f.write(json.dumps({"text": base64.b64encode(random.randbytes(3000)).decode()}) + "\n")
+    return path
+
+
 @pytest.mark.parametrize("source", ["file", "stdin"])
 def test_ctrl_c_stops_a_long_run_promptly(tmp_path: Path, source: str) -> None:
     # A file that takes a while to count, or a pipe that never ends: either way Ctrl-C stops the run.
-    path = tmp_path / "big.jsonl"
-    with path.open("w") as f:
-        f.write((json.dumps({"text": "lorem ipsum dolor sit amet " * 200}) + "\n") * 200_000)
+    path = write_slow_jsonl(tmp_path / "big.jsonl", 40_000)
     args = [str(path)] if source == "file" else ["-"]
     proc = subprocess.Popen(
         [*CLI, "count", *args, "--threads", "1"],
@@ -218,7 +228,7 @@ print("finished", flush=True)
 def test_python_api_releases_the_gil(tmp_path: Path) -> None:
     import threading
 
-    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "lorem ipsum " * 500}] * 4000)
+    path = write_slow_jsonl(tmp_path / "d.jsonl", 4000)
     ticks = 0
     done = threading.Event()
 
