@@ -31,6 +31,12 @@ use super::pretokenize::{contraction_end, PatternKind};
 /// Bytes per window.
 const WINDOW: usize = 64;
 
+/// The bits of positions `0..n` (all 64 for `n` of 64 or more).
+#[inline(always)]
+fn below(n: usize) -> u64 {
+    1u64.checked_shl(n as u32).map_or(u64::MAX, |bit| bit - 1)
+}
+
 /// Class masks of a window; bit `j` is byte `j`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Masks {
@@ -112,7 +118,7 @@ fn classify(bytes: &[u8; WINDOW]) -> Masks {
 /// text from the window's start: the rare contractions are read from it.
 #[inline(always)]
 fn piece_starts(m: &Masks, len: usize, text_end: bool, text: &[u8], o200k: bool) -> u64 {
-    let valid = if len == WINDOW { u64::MAX } else { (1u64 << len) - 1 };
+    let valid = below(len);
     let (letter, digit, space, newline, blank) =
         (m.letter & valid, m.digit & valid, m.space & valid, m.newline & valid, m.blank & valid);
     let other = valid & !(letter | digit | space);
@@ -151,9 +157,8 @@ fn piece_starts(m: &Masks, len: usize, text_end: bool, text: &[u8], o200k: bool)
             continue;
         }
         if let Some(end) = contraction_end(text, j + 1, true) {
-            let up_to_end = 1u64.checked_shl(end as u32).map_or(u64::MAX, |bit| bit - 1);
             contractions |= 1 << j;
-            contraction_letters |= up_to_end & !(u64::MAX >> (63 - j));
+            contraction_letters |= below(end) & !below(j + 1);
             // The letters after a contraction start a piece of their own.
             starts |= 1u64.checked_shl(end as u32).unwrap_or(0);
         }
@@ -242,7 +247,7 @@ pub(super) fn split(
             }
         };
         let masks = classify(window);
-        let non_ascii = masks.non_ascii & if len == WINDOW { u64::MAX } else { (1u64 << len) - 1 };
+        let non_ascii = masks.non_ascii & below(len);
         if non_ascii != 0 {
             len = non_ascii.trailing_zeros() as usize;
             text_end = false;
@@ -252,7 +257,7 @@ pub(super) fn split(
             let starts = piece_starts(&masks, len, text_end, &b[pos..], kind == PatternKind::O200k);
             let cutoff = if text_end { len } else { last_run_start(&masks, len) };
             // Piece ends up to the cutoff: starts at bits 1..=cutoff.
-            let mut ends = starts & !1 & (u64::MAX >> (63 - cutoff.min(63)));
+            let mut ends = starts & !1 & below(cutoff + 1);
             while ends != 0 {
                 let end = ends.trailing_zeros() as usize;
                 ends &= ends - 1;
@@ -290,11 +295,8 @@ mod tests {
             let mut bytes = [0u8; WINDOW];
             for b in &mut bytes {
                 // Every byte value, with the classes' edges more often.
-                *b = if round % 2 == 0 {
-                    random(256) as u8
-                } else {
-                    b"\t\n\x0b\x0c\r\x08\x0e\x1f @AZ[`az{09/:'\x7f\x80\xff"[random(24)]
-                };
+                let edges = b"\t\n\x0b\x0c\r\x08\x0e\x1f @AZ[`az{09/:'\x7f\x80\xff";
+                *b = if round % 2 == 0 { random(256) as u8 } else { edges[random(edges.len())] };
             }
             assert_eq!(classify(&bytes), classify_bytewise(&bytes), "{bytes:?}");
         }

@@ -322,10 +322,10 @@ impl Pretokenizer {
                 split(text, f, |b, pos| ascii_word_end(b, pos).unwrap_or_else(|| self.gpt2(b, pos)))
             }
             PatternKind::Cl100k => {
-                ascii_blocks::split(self.kind, text, f, |b, pos| self.cl100k_piece_end(b, pos))
+                ascii_blocks::split(PatternKind::Cl100k, text, f, |b, pos| self.cl100k_piece_end(b, pos))
             }
             PatternKind::Llama3 => split(text, f, |b, pos| self.cl100k_piece_end(b, pos)),
-            PatternKind::O200k => ascii_blocks::split(self.kind, text, f, |b, pos| {
+            PatternKind::O200k => ascii_blocks::split(PatternKind::O200k, text, f, |b, pos| {
                 ascii_cased_word_end(b, pos)
                     .or_else(|| self.ascii_punctuation_end(b, pos))
                     .unwrap_or_else(|| self.o200k(b, pos))
