@@ -1,8 +1,13 @@
 //! Streaming input: files (plain, gzip, zstd; detected by magic bytes) or stdin, cut into
 //! newline-aligned chunks so that memory stays bounded whatever the file size.
+//!
+//! Plain files are mapped into memory rather than copied: a chunk is a range of the map, and a
+//! dropped chunk gives its pages back, so resident memory stays bounded there too. Compressed
+//! files, stdin, pipes and anything that cannot be mapped are read into buffers.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::ops::{Deref, Range};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -114,7 +119,83 @@ pub struct LinesChunk {
     pub offset: u64,
     /// How many lines `data` holds (the last one may lack its terminator at the end of a stream).
     pub lines: u64,
-    pub data: Vec<u8>,
+    pub data: ChunkBytes,
+}
+
+/// Memory that chunks are cut from: a buffer the reader filled, a block held in memory, or a
+/// mapped file.
+trait Backing: Send + Sync {
+    fn bytes(&self) -> &[u8];
+    /// Says that `range` is no longer needed.
+    fn release(&self, _range: Range<usize>) {}
+}
+
+impl Backing for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Backing for Arc<[u8]> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+/// A plain file, mapped read-only.
+struct MappedFile(memmap2::Mmap);
+
+impl Backing for MappedFile {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Unmaps the pages of `range` (widened to whole pages), so that they stop counting as the
+    /// process's memory. They stay in the page cache: a page that a neighbouring chunk still reads
+    /// is mapped again, with the same bytes, when it is next touched.
+    fn release(&self, range: Range<usize>) {
+        #[cfg(unix)]
+        // SAFETY: the map is read-only and private, so dropping its pages loses nothing: they are
+        // read again from the file when touched.
+        unsafe {
+            let _ =
+                self.0.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, range.len());
+        }
+    }
+}
+
+/// The bytes of a chunk: a range of memory shared with the other chunks cut from it, given back
+/// when the chunk is dropped.
+pub struct ChunkBytes {
+    backing: Arc<dyn Backing>,
+    range: Range<usize>,
+}
+
+impl From<Vec<u8>> for ChunkBytes {
+    fn from(bytes: Vec<u8>) -> ChunkBytes {
+        let range = 0..bytes.len();
+        ChunkBytes { backing: Arc::new(bytes), range }
+    }
+}
+
+impl Deref for ChunkBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.backing.bytes()[self.range.clone()]
+    }
+}
+
+impl Drop for ChunkBytes {
+    fn drop(&mut self) {
+        self.backing.release(self.range.clone());
+    }
+}
+
+impl std::fmt::Debug for ChunkBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChunkBytes({:?})", self.range)
+    }
 }
 
 impl LinesChunk {
@@ -291,6 +372,14 @@ pub fn read_all(
     mut emit: impl FnMut(Item) -> bool,
 ) {
     for (file, source) in sources.iter().enumerate() {
+        if let Some((backing, range)) = map_plain(source) {
+            if !emit(Item::FileStart { file, compression: Compression::None })
+                || !read_mapped(file, source.start(), backing, range, options, progress, &mut emit)
+            {
+                return;
+            }
+            continue;
+        }
         let (reader, compression) = match open(source, progress) {
             Ok(opened) => opened,
             Err(e) => {
@@ -307,6 +396,113 @@ pub fn read_all(
             return;
         }
     }
+}
+
+/// The memory of an uncompressed source and the range of it to read, when it can be had without
+/// copying: a block in memory, or a regular file that maps. `None` sends the source to [`open`].
+fn map_plain(source: &Source) -> Option<(Arc<dyn Backing>, Range<usize>)> {
+    let (path, start, end) = match source {
+        Source::Path(path) => (path, 0, u64::MAX),
+        Source::Range { path, start, end } => (path, *start, *end),
+        Source::Memory { data, .. } => return Some((Arc::new(data.clone()), 0..data.len())),
+        Source::Stdin => return None,
+    };
+    let file = File::open(path).ok()?;
+    let metadata = file.metadata().ok()?;
+    // Pipes and devices are read; so are empty files, which cannot be mapped.
+    if !metadata.is_file() || metadata.len() == 0 {
+        return None;
+    }
+    // SAFETY: the map is only read. A file changed while it is read gives mixed old and new bytes,
+    // as with read(2); one truncated under the map ends the process with SIGBUS, a risk that every
+    // reader that maps files takes (ripgrep maps by default too).
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    // A part of a plain file may start with bytes that look like a magic number.
+    if matches!(source, Source::Path(_)) && Compression::detect(&map) != Compression::None {
+        return None;
+    }
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let len = map.len() as u64;
+    let range = start.min(len) as usize..end.min(len) as usize;
+    Some((Arc::new(MappedFile(map)), range))
+}
+
+/// Reads `range` of a source held in memory; returns false when `emit` asked to stop.
+fn read_mapped(
+    file: usize,
+    start: u64,
+    backing: Arc<dyn Backing>,
+    range: Range<usize>,
+    options: &ReadOptions,
+    progress: &Progress,
+    emit: &mut impl FnMut(Item) -> bool,
+) -> bool {
+    let bytes = backing.bytes();
+    let chunk_size = options.chunk_size.max(1);
+    let mut line = 1u64;
+    let mut offset = start;
+    let mut at = range.start;
+    while at < range.end {
+        // A chunk ends after the last newline of its window; the last window takes all that is left.
+        let window_end = range.end.min(at + chunk_size);
+        let end = if window_end == range.end {
+            range.end
+        } else if let Some(i) = memchr::memrchr(b'\n', &bytes[at..window_end]) {
+            at + i + 1
+        } else {
+            // The line at `at` is longer than a chunk.
+            let end = long_line_end(&backing, at, window_end, range.end, chunk_size, options.max_line_bytes);
+            let len = content_len(&bytes[at..end]);
+            if len > options.max_line_bytes {
+                backing.release(at..end);
+                if !emit(Item::LineTooLong { file, line, offset, len }) {
+                    return false;
+                }
+                line += 1;
+                offset += (end - at) as u64;
+                progress.bytes_read.fetch_add((end - at) as u64, Ordering::Relaxed);
+                at = end;
+                continue;
+            }
+            end
+        };
+        if !emit_lines(file, &mut line, &mut offset, &backing, at..end, options.max_line_bytes, emit) {
+            return false;
+        }
+        progress.bytes_read.fetch_add((end - at) as u64, Ordering::Relaxed);
+        at = end;
+    }
+    emit(Item::FileEnd { file, lines: line - 1, bytes: offset - start, error: None })
+}
+
+/// The length of a line without its terminator (`\n` or `\r\n`): what the line limit applies to.
+fn content_len(line: &[u8]) -> u64 {
+    let content = line.strip_suffix(b"\n").unwrap_or(line);
+    content.strip_suffix(b"\r").unwrap_or(content).len() as u64
+}
+
+/// The end (after its newline, if any) of the line at `start`, which has no newline before
+/// `searched`. It is looked for a chunk at a time; pages past the line limit are given back as soon
+/// as they are searched, so a huge line does not stay resident.
+fn long_line_end(
+    backing: &Arc<dyn Backing>,
+    start: usize,
+    mut searched: usize,
+    end: usize,
+    chunk_size: usize,
+    max_line_bytes: u64,
+) -> usize {
+    while searched < end {
+        let step_end = end.min(searched + chunk_size);
+        if let Some(i) = memchr::memchr(b'\n', &backing.bytes()[searched..step_end]) {
+            return searched + i + 1;
+        }
+        if (step_end - start) as u64 > max_line_bytes {
+            backing.release(searched..step_end);
+        }
+        searched = step_end;
+    }
+    end
 }
 
 /// Streams one file; returns false when `emit` asked to stop.
@@ -400,8 +596,8 @@ fn read_file(
         if cut > 0 {
             let rest = buf[cut..].to_vec();
             buf.truncate(cut);
-            let data = std::mem::replace(&mut buf, rest);
-            if !emit_lines(file, &mut line, &mut offset, data, options.max_line_bytes, emit) {
+            let data: Arc<dyn Backing> = Arc::new(std::mem::replace(&mut buf, rest));
+            if !emit_lines(file, &mut line, &mut offset, &data, 0..cut, options.max_line_bytes, emit) {
                 return false;
             }
             buf.reserve(options.chunk_size);
@@ -414,23 +610,31 @@ fn read_file(
     emit(Item::FileEnd { file, lines: line - 1, bytes: offset - start, error })
 }
 
-/// Emits `data` (whole lines) as one chunk, or as several around lines longer than the limit.
-/// Advances `line` and `offset` past it.
+/// Emits bytes `range` of `backing` (whole lines) as one chunk, or as several around lines longer
+/// than the limit. Advances `line` and `offset` past it.
 fn emit_lines(
     file: usize,
     line: &mut u64,
     offset: &mut u64,
-    data: Vec<u8>,
+    backing: &Arc<dyn Backing>,
+    range: Range<usize>,
     max_line_bytes: u64,
     emit: &mut impl FnMut(Item) -> bool,
 ) -> bool {
+    let data = &backing.bytes()[range.clone()];
+    // Bytes `part` of `data`, as a chunk's bytes.
+    let bytes_of = |part: Range<usize>| ChunkBytes {
+        backing: backing.clone(),
+        range: range.start + part.start..range.start + part.end,
+    };
     let base = *offset;
     *offset += data.len() as u64;
     if data.len() as u64 <= max_line_bytes {
         // No line can be over the limit: count the lines without splitting them.
-        let lines = memchr::memchr_iter(b'\n', &data).count() as u64
+        let lines = memchr::memchr_iter(b'\n', data).count() as u64
             + u64::from(data.last().is_some_and(|&b| b != b'\n'));
-        let chunk = LinesChunk { file, first_line: *line, offset: base, lines, data };
+        let chunk =
+            LinesChunk { file, first_line: *line, offset: base, lines, data: bytes_of(0..data.len()) };
         *line += lines;
         return emit(Item::Lines(chunk));
     }
@@ -440,10 +644,7 @@ fn emit_lines(
     let mut line_start = 0;
     while line_start < data.len() {
         let line_end = memchr::memchr(b'\n', &data[line_start..]).map_or(data.len(), |i| line_start + i + 1);
-        // The limit applies to the line's content, without its terminator (`\n` or `\r\n`).
-        let content = &data[line_start..line_end];
-        let content = content.strip_suffix(b"\n").unwrap_or(content);
-        let len = content.strip_suffix(b"\r").unwrap_or(content).len() as u64;
+        let len = content_len(&data[line_start..line_end]);
         if len > max_line_bytes {
             if line_start > pending {
                 let chunk = LinesChunk {
@@ -451,12 +652,13 @@ fn emit_lines(
                     first_line: pending_line,
                     offset: base + pending as u64,
                     lines: *line - pending_line,
-                    data: data[pending..line_start].to_vec(),
+                    data: bytes_of(pending..line_start),
                 };
                 if !emit(Item::Lines(chunk)) {
                     return false;
                 }
             }
+            backing.release(range.start + line_start..range.start + line_end);
             if !emit(Item::LineTooLong { file, line: *line, offset: base + line_start as u64, len }) {
                 return false;
             }
@@ -469,14 +671,13 @@ fn emit_lines(
     if pending == data.len() {
         return true;
     }
-    let data = if pending == 0 { data } else { data[pending..].to_vec() };
     let lines = *line - pending_line;
     emit(Item::Lines(LinesChunk {
         file,
         first_line: pending_line,
         offset: base + pending as u64,
         lines,
-        data,
+        data: bytes_of(pending..data.len()),
     }))
 }
 
@@ -487,8 +688,13 @@ mod tests {
 
     #[test]
     fn wanted_lines_are_picked_by_number() {
-        let chunk =
-            LinesChunk { file: 0, first_line: 10, offset: 0, lines: 4, data: b"a\nb\r\nc\nd\n".to_vec() };
+        let chunk = LinesChunk {
+            file: 0,
+            first_line: 10,
+            offset: 0,
+            lines: 4,
+            data: b"a\nb\r\nc\nd\n".to_vec().into(),
+        };
         let mut seen = Vec::new();
         chunk.for_each_wanted_line(&[3, 11, 13, 20], |line, bytes| seen.push((line, bytes.to_vec())));
         assert_eq!(seen, [(11, b"b".to_vec()), (13, b"d".to_vec())]);
@@ -504,7 +710,10 @@ mod tests {
         items
     }
 
-    fn lines_of(items: &[Item]) -> Vec<(u64, u64, Vec<u8>)> {
+    /// A line's number, offset and bytes.
+    type NumberedLine = (u64, u64, Vec<u8>);
+
+    fn lines_of(items: &[Item]) -> Vec<NumberedLine> {
         let mut out = Vec::new();
         for item in items {
             if let Item::Lines(chunk) = item {
@@ -648,6 +857,50 @@ mod tests {
             let lines: Vec<_> = lines_of(&items).into_iter().map(|l| (l.0, l.2)).collect();
             assert_eq!(lines, vec![(1, b"short".to_vec()), (3, b"after".to_vec())]);
             assert!(matches!(items.last(), Some(Item::FileEnd { lines: 4, .. })), "chunk size {chunk_size}");
+        }
+    }
+
+    /// Lines, over-long lines and the file's end, whatever the chunks were.
+    fn outline(items: &[Item]) -> (Vec<NumberedLine>, Vec<String>) {
+        let others = items
+            .iter()
+            .filter(|item| !matches!(item, Item::Lines(_) | Item::FileStart { .. }))
+            .map(|item| format!("{item:?}"))
+            .collect();
+        (lines_of(items), others)
+    }
+
+    #[test]
+    fn mapped_files_read_as_streams_do() {
+        let mut random = crate::testing::xorshift(7);
+        for round in 0..300 {
+            let mut text = Vec::new();
+            for _ in 0..random(12) {
+                let len = [0, 1, 5, 40, 300][random(5)] + random(3);
+                text.extend((0..len).map(|_| b"ab\r\n{}"[random(6)]));
+                text.extend([&b"\n"[..], b"\r\n", b""][random(3)]);
+            }
+            let path = write_temp("mapped.jsonl", &text);
+            let options = ReadOptions { chunk_size: 1 + random(64), max_line_bytes: 1 + random(100) as u64 };
+            let mapped = collect(&path, &options);
+            let mut streamed = Vec::new();
+            read_file(
+                0,
+                0,
+                Box::new(io::Cursor::new(text.clone())),
+                Compression::None,
+                &options,
+                &mut |item| {
+                    streamed.push(item);
+                    true
+                },
+            );
+            assert_eq!(
+                outline(&mapped),
+                outline(&streamed),
+                "round {round}: {options:?} {:?}",
+                String::from_utf8_lossy(&text)
+            );
         }
     }
 
