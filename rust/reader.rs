@@ -407,12 +407,13 @@ fn map_plain(source: &Source) -> Option<(Arc<dyn Backing>, Range<usize>)> {
         Source::Memory { data, .. } => return Some((Arc::new(data.clone()), 0..data.len())),
         Source::Stdin => return None,
     };
-    let file = File::open(path).ok()?;
-    let metadata = file.metadata().ok()?;
-    // Pipes and devices are read; so are empty files, which cannot be mapped.
+    // Pipes and devices are read; so are empty files, which cannot be mapped. The path is not opened
+    // to find out: opening a named pipe would wait for its writer, and closing it could lose data.
+    let metadata = std::fs::metadata(path).ok()?;
     if !metadata.is_file() || metadata.len() == 0 {
         return None;
     }
+    let file = File::open(path).ok()?;
     // SAFETY: the map is only read. A file changed while it is read gives mixed old and new bytes,
     // as with read(2); one truncated under the map ends the process with SIGBUS, a risk that every
     // reader that maps files takes (ripgrep maps by default too).
@@ -902,6 +903,32 @@ mod tests {
                 String::from_utf8_lossy(&text)
             );
         }
+    }
+
+    #[test]
+    fn pipes_and_empty_files_are_read_without_a_map() {
+        let empty = write_temp("empty.jsonl", b"");
+        let items = collect(&empty, &ReadOptions::default());
+        assert!(matches!(
+            items[..],
+            [Item::FileStart { .. }, Item::FileEnd { lines: 0, bytes: 0, error: None, .. }]
+        ));
+
+        let fifo = std::env::temp_dir().join(format!("tokenlens-reader-{}", std::process::id())).join("fifo");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|status| status.success()) {
+            return; // no mkfifo here (not a Unix system)
+        }
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, b"{\"a\":1}\n\n{\"b\":2}").unwrap())
+        };
+        let items = collect(&fifo, &ReadOptions { chunk_size: 4, max_line_bytes: 100 });
+        writer.join().unwrap();
+        let lines: Vec<_> = lines_of(&items).into_iter().map(|(n, _, l)| (n, l)).collect();
+        assert_eq!(lines, [(1, b"{\"a\":1}".to_vec()), (2, b"".to_vec()), (3, b"{\"b\":2}".to_vec())]);
+        assert!(matches!(items.last(), Some(Item::FileEnd { lines: 3, bytes: 16, error: None, .. })));
     }
 
     #[test]
