@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ class Measurement:
 
 
 RESULTS: dict[tuple[str, int], Measurement] = {}
+#: (peer, threads) -> (tokenlens seconds, peer seconds) of each pair of interleaved rounds on one input.
+PAIRED: dict[tuple[str, int], list[tuple[float, float]]] = {}
 #: The machine is shared: its load average (1, 5, 15 min) when the benchmarks started.
 LOAD_AT_START = os.getloadavg()
 
@@ -109,6 +112,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         for name, (megabytes, peak, seconds) in MEMORY.items():
             line = f"{name}: {megabytes:,.0f} MB in {seconds:.1f} s, peak RSS {peak:,.1f} MB"
             terminalreporter.write_line(line)
+    if PAIRED:
+        terminalreporter.section("tokenlens vs gigatoken, rounds interleaved (texts file)")
+        for (peer, threads), timings in PAIRED.items():
+            ratios = sorted(theirs / ours for ours, theirs in timings)
+            terminalreporter.write_line(
+                f"tokenlens/{peer}, {threads} thread(s), {len(timings)} pairs: median "
+                f"{statistics.median(ratios):.2f}x (each: {', '.join(f'{r:.2f}x' for r in ratios)})"
+            )
     if not RESULTS:
         return
     header = ("tool", "threads", "input", "MB", "MB/s", "tokens", "exact", "tokenlens/peer")

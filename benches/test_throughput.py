@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from datasketch import MinHash
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from benches import corpus
-from benches.conftest import THREADS, Measurement, record, timed
+from benches.conftest import PAIRED, THREADS, Measurement, record, timed
 
 ENCODING = "cl100k_base"
 #: Batch size for the peers that build Python objects per token (bounds their memory).
@@ -35,6 +37,8 @@ TOKENLENS = "tokenlens count"
 TOKENLENS_TEXTS = "tokenlens count (texts file)"
 TOKENLENS_SUBSET = "tokenlens count (subset)"
 TOKENLENS_JSON = "tokenlens count (tokenizer.json)"
+#: Pairs of rounds in the interleaved comparison with gigatoken; TOKENLENS_BENCH_PAIRS overrides.
+PAIRS = int(os.environ.get("TOKENLENS_BENCH_PAIRS", "5"))
 
 _totals: dict[tuple[Path, str], int] = {}
 
@@ -111,23 +115,14 @@ def test_tokenlens_count_batch(
     )
 
 
-@pytest.mark.parametrize("threads", THREADS)
-def test_tokenlens_count_texts_file(benchmark: BenchmarkFixture, corpus_path: Path, threads: int) -> None:
-    """tokenlens on the {"text": ...} file gigatoken reads: the same texts, so the same total."""
+def tokenlens_texts_count(threads: int) -> Callable[[], int]:
+    """tokenlens's count of the {"text": ...} file gigatoken reads: the same texts, so the same total."""
     path, enc = corpus.texts_file(), tokenlens.Encoding(ENCODING)
-
-    def count() -> int:
-        return tokenlens.count_file(path, enc, threads=threads, keep_lines=False).total.tokens
-
-    tokens, seconds = timed(benchmark, count, warm=True)
-    _totals[(path, ENCODING)] = tokens
-    exact = tokens == tokenlens_tokens(corpus_path)
-    record(benchmark, Measurement(TOKENLENS_TEXTS, threads, path, seconds, tokens, None, exact))
-    assert exact
+    return lambda: tokenlens.count_file(path, enc, threads=threads, keep_lines=False).total.tokens
 
 
-@pytest.mark.parametrize("threads", THREADS)
-def test_gigatoken(benchmark: BenchmarkFixture, corpus_path: Path, threads: int) -> None:
+def gigatoken_count(threads: int) -> Callable[[], int]:
+    """gigatoken's count of the texts file (the length of the ids it builds)."""
     # No special tokens: "<|endoftext|>" in the data is ordinary text, as tokenlens counts it by default.
     tokenizer = gigatoken.Tokenizer.from_tiktoken(
         corpus.cl100k_tiktoken_file(), pretokenizer="gpt4", special_tokens={}
@@ -140,12 +135,62 @@ def test_gigatoken(benchmark: BenchmarkFixture, corpus_path: Path, threads: int)
         ids = tokenizer.encode_files(source, parallel=threads > 1)
         return int(ak.sum(ak.num(ids)))
 
+    return count
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_tokenlens_count_texts_file(benchmark: BenchmarkFixture, corpus_path: Path, threads: int) -> None:
+    path = corpus.texts_file()
+    tokens, seconds = timed(benchmark, tokenlens_texts_count(threads), warm=True)
+    _totals[(path, ENCODING)] = tokens
+    exact = tokens == tokenlens_tokens(corpus_path)
+    record(benchmark, Measurement(TOKENLENS_TEXTS, threads, path, seconds, tokens, None, exact))
+    assert exact
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_gigatoken(benchmark: BenchmarkFixture, corpus_path: Path, threads: int) -> None:
     note = (
         "encode_files(JsonlFileSource) on the texts file (it reads one top-level string field and skips "
         "records without it, so it cannot count the chat and prompt/completion records of the corpus); "
         "builds the ids (no count-only API); 2 threads = RAYON_NUM_THREADS"
     )
+    path, count = corpus.texts_file(), gigatoken_count(threads)
     measure_tokens(benchmark, "gigatoken", threads, path, count, TOKENLENS_TEXTS, note=note, warm=True)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_gigatoken_interleaved(benchmark: BenchmarkFixture, corpus_path: Path, threads: int) -> None:
+    """tokenlens and gigatoken on the texts file, one round of each in turn, after an untimed one of each.
+    The best rounds of the two tests above may come minutes apart, and this shared machine's speed moves
+    more than that in minutes; a pair of rounds back to back sees one machine state, so the median of the
+    pairs' ratios is the steadier figure."""
+    expected = tokenlens_tokens(corpus_path)
+    tools = (tokenlens_texts_count(threads), gigatoken_count(threads))
+
+    def seconds(count: Callable[[], int]) -> float:
+        start = time.perf_counter()
+        tokens = count()
+        elapsed = time.perf_counter() - start
+        assert tokens == expected, f"{tokens:,} tokens where tokenlens counts {expected:,} on the corpus"
+        return elapsed
+
+    for count in tools:
+        seconds(count)
+
+    def pairs() -> list[tuple[float, float]]:
+        return [(seconds(tools[0]), seconds(tools[1])) for _ in range(PAIRS)]
+
+    timings = benchmark.pedantic(pairs, rounds=1, iterations=1)
+    PAIRED[("gigatoken", threads)] = timings
+    ratios = [theirs / ours for ours, theirs in timings]
+    benchmark.extra_info.update(
+        tool="tokenlens count vs gigatoken, interleaved",
+        threads=threads,
+        input=corpus.texts_file().name,
+        pair_seconds=timings,
+        median_ratio=round(statistics.median(ratios), 3),
+    )
 
 
 @pytest.mark.parametrize("threads", THREADS)
