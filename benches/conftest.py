@@ -113,7 +113,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             line = f"{name}: {megabytes:,.0f} MB in {seconds:.1f} s, peak RSS {peak:,.1f} MB"
             terminalreporter.write_line(line)
     if PAIRED:
-        terminalreporter.section("tokenlens vs gigatoken, rounds interleaved (texts file)")
+        terminalreporter.section("tokenlens vs peers, rounds interleaved on one input (median of the pairs)")
         for (peer, threads), timings in PAIRED.items():
             ratios = sorted(theirs / ours for ours, theirs in timings)
             terminalreporter.write_line(
