@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tokenlens import scan
+import pytest
+from tokenlens import bench, scan
 from tokenlens.bench import Result, generate_corpus, table
 
 from tests.test_count import run_cli
@@ -51,3 +52,32 @@ def test_the_ratio_column_compares_tokenlens_with_peers_only() -> None:
     assert header.endswith("tokenlens/peer")
     assert count.endswith("-") and texts.endswith("yes")
     assert peer.endswith("yes    2.50x")
+
+
+def test_tools_take_turns_and_each_keeps_its_median_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    calls: list[tuple[str, int]] = []
+
+    def tool(name: str, seconds: list[float], totals: list[int], baseline: str | None) -> bench.Tool:
+        rounds = iter(zip(seconds, totals, strict=True))
+
+        def work(threads: int) -> int:
+            calls.append((name, threads))
+            took, total = next(rounds)
+            clock[0] += took
+            return total
+
+        return bench.Tool(name, work, Path(__file__), baseline, "")
+
+    ours = tool("tokenlens count", [9, 1, 5, 3], [7, 7, 7, 7], None)
+    steady = tool("steady peer", [9, 2, 2, 8], [7, 7, 7, 7], "tokenlens count")
+    wobbly = tool("wobbly peer", [9, 4, 4, 4], [7, 7, 8, 7], "tokenlens count")
+    results = bench.measure([ours, steady, wobbly], (2,), 3, lambda _: None)
+    warm_up = [("tokenlens count", 2), ("steady peer", 2), ("wobbly peer", 2)]
+    assert calls == warm_up * 4
+    assert [(r.tool, r.seconds, r.exact) for r in results] == [
+        ("tokenlens count", 3, None),
+        ("steady peer", 2, True),
+        ("wobbly peer", 4, False),
+    ]

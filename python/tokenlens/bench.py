@@ -6,6 +6,10 @@ The corpus is synthetic but shaped like fine-tuning data: chat (60%), prompt/com
 (20%) records whose sentences are drawn from the encoding's own word tokens with a Zipf-like law (lower
 ranks, the earlier BPE merges, are the frequent words), with numbers, punctuation, line breaks and some
 non-ASCII words (accents, CJK, emoji). It is deterministic for a seed.
+
+Every tool is run once untimed (they all keep caches between calls in a process), then the tools take
+turns, one round each, for a number of rounds, and each tool's time is its median round. A machine's
+speed drifts within minutes; tools timed in turn see the same drift, so their ratios stay steady.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import importlib
 import json
 import os
 import random
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -249,6 +254,17 @@ def _peers(encoding: str, texts: list[str]) -> dict[str, Callable[[int], int]]:
     return peers
 
 
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    #: Counts the tokens of `input` with a number of threads.
+    work: Callable[[int], int]
+    input: Path
+    #: The tokenlens run whose total this one's must equal (same threads).
+    baseline: str | None
+    note: str
+
+
 def run(
     directory: Path,
     megabytes: int = 128,
@@ -257,27 +273,13 @@ def run(
     seed: int = 0,
     with_peers: bool = True,
     progress: Callable[[str], None] = lambda _: None,
+    rounds: int = 3,
 ) -> list[Result]:
     """Generates the corpus in `directory` (re-used when it is there) and measures everything on it."""
     path = directory / f"tokenlens-bench-{encoding}-{megabytes}mb-seed{seed}.jsonl"
     if not path.exists():
         progress(f"generating a {megabytes} MB corpus in {path}")
         generate_corpus(path, megabytes, encoding, seed)
-    results: list[Result] = []
-
-    def measure(tool: str, work: Callable[[int], int], input: Path, baseline: str | None, note: str) -> None:
-        """Runs `work(threads)` at each thread count, after one untimed run (every tool here keeps caches
-        between calls in a process, so each is timed warm); checks its total against the baseline's."""
-        progress(f"{tool}, warming up")
-        work(max(threads))
-        for n in threads:
-            progress(f"{tool}, {n} thread(s)")
-            start = time.perf_counter()
-            tokens = work(n)
-            seconds = time.perf_counter() - start
-            reference = next((r.tokens for r in results if r.tool == baseline and r.threads == n), None)
-            exact = None if reference is None else tokens == reference
-            results.append(Result(tool, n, seconds, input.stat().st_size / MB, tokens, exact, baseline, note))
 
     def tokenlens_count(input: Path) -> Callable[[int], int]:
         return lambda n: count_file(input, encoding, threads=n, keep_lines=False).total.tokens
@@ -286,23 +288,61 @@ def run(
         return int(scan(path, encoding=encoding, threads=n, keep_records=False).summary["tokens"]["total"])
 
     count_note = "reads and parses the JSONL itself"
-    measure(COUNT, tokenlens_count(path), path, None, count_note)
     scan_note = "validation, chat accounting, duplicates, statistics; tokens as the cookbook counts them"
-    measure("tokenlens scan", tokenlens_scan, path, None, scan_note)
-    if not with_peers:
-        return results
-    texts = [t for line in path.open(encoding="utf-8") for t in record_texts(json.loads(line))]
-    for tool, count in _peers(encoding, texts).items():
-        measure(tool, count, path, COUNT, "pre-parsed texts (its JSON parsing is not timed)")
-    gigatoken = _gigatoken(encoding, directory)
-    if gigatoken is not None:
-        # gigatoken reads one top-level string field: it gets the same texts as {"text": ...} lines.
-        texts_path = path.with_name(path.stem + "-texts.jsonl")
-        if not texts_path.exists():
-            texts_path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts))
-        measure(COUNT_TEXTS, tokenlens_count(texts_path), texts_path, COUNT, count_note)
-        note = "encode_files(JsonlFileSource) on the texts file; builds the ids"
-        measure("gigatoken", lambda n: gigatoken(texts_path, n), texts_path, COUNT_TEXTS, note)
+    tools = [
+        Tool(COUNT, tokenlens_count(path), path, None, count_note),
+        Tool("tokenlens scan", tokenlens_scan, path, None, scan_note),
+    ]
+    if with_peers:
+        texts = [t for line in path.open(encoding="utf-8") for t in record_texts(json.loads(line))]
+        parsed_note = "pre-parsed texts (its JSON parsing is not timed)"
+        tools += [
+            Tool(name, count, path, COUNT, parsed_note) for name, count in _peers(encoding, texts).items()
+        ]
+        gigatoken = _gigatoken(encoding, directory)
+        if gigatoken is not None:
+            # gigatoken reads one top-level string field: it gets the same texts as {"text": ...} lines.
+            texts_path = path.with_name(path.stem + "-texts.jsonl")
+            if not texts_path.exists():
+                lines = (json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
+                texts_path.write_text("".join(lines))
+            note = "encode_files(JsonlFileSource) on the texts file; builds the ids"
+            tools += [
+                Tool(COUNT_TEXTS, tokenlens_count(texts_path), texts_path, COUNT, count_note),
+                Tool("gigatoken", lambda n: gigatoken(texts_path, n), texts_path, COUNT_TEXTS, note),
+            ]
+    return measure(tools, threads, rounds, progress)
+
+
+def measure(
+    tools: list[Tool], threads: tuple[int, ...], rounds: int, progress: Callable[[str], None]
+) -> list[Result]:
+    """Times every tool at each thread count, by turns (see the module docs); checks each total against
+    its baseline's in every round."""
+    for tool in tools:
+        progress(f"{tool.name}, warming up")
+        tool.work(max(threads))
+    seconds: dict[tuple[str, int], list[float]] = {}
+    totals: dict[tuple[str, int], set[int]] = {}
+    for n in threads:
+        for turn in range(1, rounds + 1):
+            for tool in tools:
+                progress(f"{tool.name}, {n} thread(s), round {turn} of {rounds}")
+                start = time.perf_counter()
+                tokens = tool.work(n)
+                seconds.setdefault((tool.name, n), []).append(time.perf_counter() - start)
+                totals.setdefault((tool.name, n), set()).add(tokens)
+    results = []
+    for tool in tools:
+        for n in threads:
+            found = totals[(tool.name, n)]
+            reference = totals.get((tool.baseline, n)) if tool.baseline else None
+            exact = None if reference is None else found == reference and len(found) == 1
+            time_taken = statistics.median(seconds[(tool.name, n)])
+            megabytes = tool.input.stat().st_size / MB
+            results.append(
+                Result(tool.name, n, time_taken, megabytes, max(found), exact, tool.baseline, tool.note)
+            )
     return results
 
 

@@ -904,6 +904,13 @@ def split_command(
     default=None,
     help="Keep the corpus here and re-use it [default: a temporary directory, removed after].",
 )
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Timed rounds per tool and thread count, the tools taking turns; each tool's median counts.",
+)
 @click.option("--no-peers", is_flag=True, help="Measure tokenlens only.")
 @click.option("--json", "json_path", default=None, metavar="FILE|-", help="Write the results as JSON.")
 def bench_command(
@@ -912,12 +919,13 @@ def bench_command(
     encoding: str,
     seed: int,
     directory: str | None,
+    rounds: int,
     no_peers: bool,
     json_path: str | None,
 ) -> None:
     """Measure tokenlens, and the peers that are installed (tiktoken, toktok-rs, quicktok-v1, gigatoken),
-    on a corpus generated here, at the same thread counts; every peer's total is checked against
-    tokenlens's. Exit 1 when one differs."""
+    on a corpus generated here, at the same thread counts, in turns (the median of --rounds rounds);
+    every peer's total is checked against tokenlens's. Exit 1 when one differs."""
     if encoding not in _core.BUILTIN_ENCODINGS:
         fail(f"--encoding must be one of {', '.join(_core.BUILTIN_ENCODINGS)}")
     cpus = os.cpu_count() or 1
@@ -936,11 +944,13 @@ def bench_command(
     with tempfile.TemporaryDirectory(prefix="tokenlens-bench-") as scratch:
         where = Path(directory or scratch)
         where.mkdir(parents=True, exist_ok=True)
-        results = bench.run(where, mb, threads, encoding, seed, not no_peers, note)
+        results = bench.run(where, mb, threads, encoding, seed, not no_peers, note, rounds)
     out = _report_stream(json_path)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        f"{cpus} CPUs, load average {load}; {encoding}, generated corpus of {mb} MB (seed {seed})", file=out
+        f"{cpus} CPUs, load average {load}; {encoding}, generated corpus of {mb} MB (seed {seed}); "
+        f"median of {rounds} rounds, tools in turn",
+        file=out,
     )
     print("\n".join(bench.table(results)), file=out)
     notes = {r.tool: r.note for r in results if r.note}
