@@ -480,7 +480,11 @@ impl Signer {
 
     /// The exact hash, band keys and length of a record's text.
     pub fn sign(&mut self, text: &str) -> RecordSignature {
-        let mut sig = exact_signature(text);
+        self.add_bands(exact_signature(text), text)
+    }
+
+    /// Adds the band keys and MinHash signature of `text` to its [`exact_signature`].
+    fn add_bands(&mut self, mut sig: RecordSignature, text: &str) -> RecordSignature {
         if self.compute(text) {
             let rows = self.config.rows;
             sig.bands = (0..self.config.bands)
@@ -1245,13 +1249,18 @@ impl Diversity {
     /// Counts the 1-, 2- and 3-grams of one record's words ([`Signer::words`]), by their
     /// [`ngram_hashes`]: words are hashed already, and the sketch mixes what it keeps ([`hll_insert`]).
     pub fn add_words(&mut self, words: &[u64]) {
-        for (n, total) in (1..).zip(&mut self.total) {
-            *total += (words.len() + 1).saturating_sub(n) as u64;
-        }
+        self.add_copy(words.len());
         let [unigrams, bigrams, trigrams] = &mut self.distinct;
         unigrams.insert_all(words.iter().copied());
         bigrams.insert_all(ngram_hashes(words, 2));
         trigrams.insert_all(ngram_hashes(words, 3));
+    }
+
+    /// Counts the n-grams of a text whose n-grams were added already, which has `n_words` words.
+    fn add_copy(&mut self, n_words: usize) {
+        for (n, total) in (1..).zip(&mut self.total) {
+            *total += (n_words + 1).saturating_sub(n) as u64;
+        }
     }
 
     pub fn merge(&mut self, other: &Diversity) {
@@ -1317,12 +1326,21 @@ struct SignKernel<'a> {
     options: &'a DedupOptions,
 }
 
+/// [`SignWorker`] remembers the texts it signed, up to this many, then starts again.
+const SIGNED_TEXTS_MAX: usize = 1 << 18;
+
 /// Per-thread signing state: the signer, a text buffer and this thread's diversity counts, which
 /// are merged into the shared total when the worker ends.
 pub struct SignWorker<'a> {
     signer: Signer,
     text: String,
     diversity: Diversity,
+    /// The word counts of texts this worker signed, by exact hash. A copy of one of them needs no
+    /// band keys or MinHash: a worker takes its chunks in input order, so the collector has met the
+    /// first copy already and adds this one as an exact duplicate ([`DedupIndex::add`]); and its
+    /// n-grams are counted already, so only its n-gram totals grow. Same results, and copies (most
+    /// of some datasets) cost little more than their hash.
+    signed: FxHashMap<u128, u32>,
     merge_into: &'a Mutex<Diversity>,
 }
 
@@ -1332,6 +1350,7 @@ impl<'a> SignWorker<'a> {
             signer: Signer::new(config),
             text: String::new(),
             diversity: Diversity::default(),
+            signed: FxHashMap::default(),
             merge_into,
         }
     }
@@ -1343,8 +1362,18 @@ impl<'a> SignWorker<'a> {
         spec: &TextSpec,
     ) -> Result<RecordSignature, Problem> {
         normalize_into(record, spec, &mut self.text)?;
-        let sig = self.signer.sign(&self.text);
-        self.diversity.add_words(self.signer.words());
+        let exact = exact_signature(&self.text);
+        if let Some(&n_words) = self.signed.get(&exact.exact) {
+            self.diversity.add_copy(n_words as usize);
+            return Ok(exact);
+        }
+        let sig = self.signer.add_bands(exact, &self.text);
+        let words = self.signer.words();
+        self.diversity.add_words(words);
+        if self.signed.len() >= SIGNED_TEXTS_MAX {
+            self.signed.clear();
+        }
+        self.signed.insert(sig.exact, u32::try_from(words.len()).unwrap_or(u32::MAX));
         Ok(sig)
     }
 }
@@ -1611,6 +1640,47 @@ mod tests {
             .unwrap();
         assert_eq!(kept, fetched);
         kept
+    }
+
+    #[test]
+    fn a_worker_signs_copies_with_the_results_of_signing_each_in_full() {
+        let config = DedupConfig::default();
+        let words = random_words(11, 200);
+        // Overlapping windows of words (near copies), texts without words, then exact copies of
+        // earlier texts (of copies too) between new ones.
+        let mut texts: Vec<String> = (0..60).map(|i| words[2 * i..2 * i + 40].join(" ")).collect();
+        texts.extend(["!!!".to_string(), "- -".to_string()]);
+        for i in 0..150 {
+            let text =
+                if i % 4 == 3 { words[i..i + 30].join(" ") } else { texts[(i * 7) % texts.len()].clone() };
+            texts.push(text);
+        }
+        let expected = run_index(&texts, &config);
+        let mut signer = Signer::new(&config);
+        let mut expected_diversity = Diversity::default();
+        for text in &texts {
+            signer.sign(text);
+            expected_diversity.add_words(signer.words());
+        }
+
+        let diversity = Mutex::new(Diversity::default());
+        let mut index = DedupIndex::new(&config);
+        let mut without_bands = 0;
+        {
+            let mut worker = SignWorker::new(&config, &diversity);
+            for text in &texts {
+                let sig = worker
+                    .sign_record(&record(&format!(r#"{{"text": "{text}"}}"#)), &TextSpec::Auto)
+                    .unwrap();
+                without_bands += usize::from(sig.bands.is_empty());
+                index.add(&sig);
+            }
+        }
+        // The copies and the texts without words.
+        assert!(without_bands > 100, "{without_bands}");
+        let found = index.finish(|_| -> Result<(), ()> { panic!("the index kept every signature") }).unwrap();
+        assert_eq!(found, expected);
+        assert_eq!(diversity.into_inner().unwrap().report(), expected_diversity.report());
     }
 
     fn word_hashes(text: &str) -> Vec<u64> {
