@@ -578,12 +578,20 @@ impl Probe {
 /// record's bins is full, an empty bin needs `1 / f` rounds on average: most find a value within these.
 const TABLED_ROUNDS: usize = 16;
 
+/// Signatures of up to this many values get a table of first hits ([`Probes::first_hit`]).
+const FIRST_HIT_MAX_BINS: usize = 256;
+/// In [`Probes::first_hit`]: not within the rounds the table covers.
+const NEVER: u16 = u16::MAX;
+
 /// The probe sequences of `k` bins, and the bins of their first [`TABLED_ROUNDS`] rounds.
 #[derive(Clone, Debug)]
 struct Probes {
     sequences: Vec<Probe>,
     /// `first_rounds[(t - 1) * k + i]`: the bin that bin `i` probes in round `t`.
     first_rounds: Vec<u32>,
+    /// `first_hit[i * k + b]`: the first round in which bin `i` probes bin `b` ([`NEVER`] past
+    /// `u16::MAX - 1` rounds); empty when `k` is over [`FIRST_HIT_MAX_BINS`].
+    first_hit: Vec<u16>,
 }
 
 impl Probes {
@@ -597,7 +605,25 @@ impl Probes {
         let first_rounds = (1..=TABLED_ROUNDS as u64)
             .flat_map(|t| sequences.iter().map(move |probe| probe.bin(t, k) as u32))
             .collect();
-        Probes { sequences, first_rounds }
+        let mut first_hit = Vec::new();
+        if k <= FIRST_HIT_MAX_BINS {
+            first_hit = vec![NEVER; k * k];
+            for (probe, hits) in sequences.iter().zip(first_hit.chunks_exact_mut(k)) {
+                // Every bin comes up after about k ln k rounds.
+                let mut unseen = k;
+                for t in 1..NEVER {
+                    let hit = &mut hits[probe.bin(u64::from(t), k)];
+                    if *hit == NEVER {
+                        *hit = t;
+                        unseen -= 1;
+                        if unseen == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Probes { sequences, first_rounds, first_hit }
     }
 }
 
@@ -608,6 +634,8 @@ struct BinScratch {
     bins: Vec<u64>,
     /// The bins still looking for a value.
     pending: Vec<u32>,
+    /// The bins with shingles, when they are few.
+    full: Vec<u32>,
 }
 
 /// One-permutation MinHash with optimal densification (see the module docs): `mins[i]` is the
@@ -624,7 +652,7 @@ fn one_permutation_minhash(
     mins: &mut [u32],
 ) {
     let k = mins.len();
-    let BinScratch { bins, pending } = scratch;
+    let BinScratch { bins, pending, full } = scratch;
     bins.clear();
     bins.resize(k, EMPTY_BIN);
     // Internal iteration (`for_each`), so that the chained shingles run as two plain loops.
@@ -638,6 +666,24 @@ fn one_permutation_minhash(
         *m = own as u32;
         pending[n_pending] = i as u32;
         n_pending += usize::from(own == EMPTY_BIN);
+    }
+    let n_full = k - n_pending;
+    if n_pending > 0 && n_full * n_full <= k && !probes.first_hit.is_empty() {
+        // Few bins have shingles (a short text): rather than probing k / n_full rounds on average,
+        // each empty bin takes the full bin its sequence reaches first, by the table of first hits.
+        full.clear();
+        full.extend((0..k as u32).filter(|&b| bins[b as usize] != EMPTY_BIN));
+        let mut still = 0;
+        for j in 0..n_pending {
+            let i = pending[j] as usize;
+            let hits = &probes.first_hit[i * k..(i + 1) * k];
+            let (round, first) = full.iter().map(|&b| (hits[b as usize], b)).min().expect("a full bin");
+            mins[i] = bins[first as usize] as u32;
+            // Past the table's rounds, the rounds below find the value.
+            pending[still] = i as u32;
+            still += usize::from(round == NEVER);
+        }
+        n_pending = still;
     }
     let mut round = 0;
     while n_pending > 0 {
@@ -2230,7 +2276,7 @@ mod tests {
         for k in [1, 7, 112, 256] {
             let probes = Probes::new(k);
             let mut mins = vec![0u32; k];
-            for n in [1, 2, 3, 10, 50, 111, 112, 113, 400] {
+            for n in [1, 2, 3, 4, 5, 7, 10, 12, 16, 50, 111, 112, 113, 400] {
                 let shingles: Vec<u64> = (0..n).map(|_| splitmix64(&mut state)).collect();
                 one_permutation_minhash(shingles.iter().copied(), &probes, &mut scratch, &mut mins);
                 assert_eq!(mins, bin_by_bin(&shingles, &probes, k), "{n} shingles in {k} bins");
