@@ -135,6 +135,23 @@ def texts_file(mb: int | None = None) -> Path:
     return path
 
 
+def first_copies_file(path: Path) -> Path:
+    """The lines of `path` without the repeats of an earlier line (the corpus is its sources over and
+    over, so most of its records are copies). Written once."""
+    out_path = path.with_name(f"{path.stem}-first-copies.jsonl")
+    if out_path.exists() and out_path.stat().st_mtime >= path.stat().st_mtime:
+        return out_path
+    seen: set[bytes] = set()
+    tmp = out_path.with_suffix(".tmp")
+    with path.open("rb") as src, tmp.open("wb", buffering=16 * MB) as out:
+        for line in src:
+            if line not in seen:
+                seen.add(line)
+                out.write(line)
+    tmp.replace(out_path)
+    return out_path
+
+
 def repeated_path(times: int, mb: int | None = None) -> Path:
     size = (mb if mb is not None else target_mb()) * MB
     return BENCH_DATA / f"corpus-{size // MB}mb-x{times}.jsonl"

@@ -37,8 +37,10 @@ TOKENLENS = "tokenlens count"
 TOKENLENS_TEXTS = "tokenlens count (texts file)"
 TOKENLENS_SUBSET = "tokenlens count (subset)"
 TOKENLENS_JSON = "tokenlens count (tokenizer.json)"
-#: Pairs of rounds in the interleaved comparison with gigatoken; TOKENLENS_BENCH_PAIRS overrides.
+#: Pairs of rounds in the interleaved comparisons with gigatoken; TOKENLENS_BENCH_PAIRS overrides.
 PAIRS = int(os.environ.get("TOKENLENS_BENCH_PAIRS", "5"))
+#: MB of the texts file that scan and gigatoken take in turns; TOKENLENS_BENCH_SCAN_MB overrides.
+SCAN_MB = int(os.environ.get("TOKENLENS_BENCH_SCAN_MB", "256"))
 
 _totals: dict[tuple[Path, str], int] = {}
 
@@ -121,13 +123,13 @@ def tokenlens_texts_count(threads: int) -> Callable[[], int]:
     return lambda: tokenlens.count_file(path, enc, threads=threads, keep_lines=False).total.tokens
 
 
-def gigatoken_count(threads: int) -> Callable[[], int]:
-    """gigatoken's count of the texts file (the length of the ids it builds)."""
+def gigatoken_count(threads: int, path: Path | None = None) -> Callable[[], int]:
+    """gigatoken's count of a texts file, the full one by default (the length of the ids it builds)."""
     # No special tokens: "<|endoftext|>" in the data is ordinary text, as tokenlens counts it by default.
     tokenizer = gigatoken.Tokenizer.from_tiktoken(
         corpus.cl100k_tiktoken_file(), pretokenizer="gpt4", special_tokens={}
     )
-    path = corpus.texts_file()
+    path = path or corpus.texts_file()
 
     def count() -> int:
         source = gigatoken.JsonlFileSource([str(path)], field="text")
@@ -165,14 +167,45 @@ def test_gigatoken_interleaved(benchmark: BenchmarkFixture, corpus_path: Path, t
     The best rounds of the two tests above may come minutes apart, and this shared machine's speed moves
     more than that in minutes; a pair of rounds back to back sees one machine state, so the median of the
     pairs' ratios is the steadier figure."""
-    expected = tokenlens_tokens(corpus_path)
     tools = (tokenlens_texts_count(threads), gigatoken_count(threads))
+    in_turns(benchmark, "gigatoken", threads, corpus.texts_file(), tools, tokenlens_tokens(corpus_path))
+
+
+@pytest.mark.parametrize("inputs", ["as they come", "first copies"])
+@pytest.mark.parametrize("threads", THREADS)
+def test_scan_against_gigatoken_interleaved(
+    benchmark: BenchmarkFixture, corpus_path: Path, threads: int, inputs: str
+) -> None:
+    """tokenlens scan (validation, accounting, duplicate signatures, statistics) against gigatoken's count
+    alone, both on the first SCAN_MB of the texts file, in turns: its lines as they come (most are copies,
+    which scan signs once per thread), and their first copies only (no exact duplicates)."""
+    path = corpus.texts_file(min(SCAN_MB, corpus.target_mb()))
+    if inputs == "first copies":
+        path = corpus.first_copies_file(path)
+
+    def scan() -> int:
+        return int(tokenlens.scan(path, keep_records=False, threads=threads).summary["tokens"]["total"])
+
+    tools = (scan, gigatoken_count(threads, path))
+    in_turns(benchmark, f"gigatoken (scan, texts {inputs})", threads, path, tools, tokenlens_tokens(path))
+
+
+def in_turns(
+    benchmark: BenchmarkFixture,
+    peer: str,
+    threads: int,
+    path: Path,
+    tools: tuple[Callable[[], int], Callable[[], int]],
+    expected: int,
+) -> None:
+    """Times tokenlens (`tools[0]`) and a peer on `path`, one round of each in turn after an untimed one of
+    each, PAIRS times; both must count `expected` tokens. The pairs go to the terminal summary."""
 
     def seconds(count: Callable[[], int]) -> float:
         start = time.perf_counter()
         tokens = count()
         elapsed = time.perf_counter() - start
-        assert tokens == expected, f"{tokens:,} tokens where tokenlens counts {expected:,} on the corpus"
+        assert tokens == expected, f"{tokens:,} tokens where tokenlens counts {expected:,} in {path.name}"
         return elapsed
 
     for count in tools:
@@ -182,12 +215,12 @@ def test_gigatoken_interleaved(benchmark: BenchmarkFixture, corpus_path: Path, t
         return [(seconds(tools[0]), seconds(tools[1])) for _ in range(PAIRS)]
 
     timings = benchmark.pedantic(pairs, rounds=1, iterations=1)
-    PAIRED[("gigatoken", threads)] = timings
+    PAIRED[(peer, threads)] = timings
     ratios = [theirs / ours for ours, theirs in timings]
     benchmark.extra_info.update(
-        tool="tokenlens count vs gigatoken, interleaved",
+        tool=f"tokenlens vs {peer}, interleaved",
         threads=threads,
-        input=corpus.texts_file().name,
+        input=path.name,
         pair_seconds=timings,
         median_ratio=round(statistics.median(ratios), 3),
     )
