@@ -1372,8 +1372,9 @@ struct SignKernel<'a> {
     options: &'a DedupOptions,
 }
 
-/// [`SignWorker`] remembers the texts it signed, up to this many, then starts again.
-const SIGNED_TEXTS_MAX: usize = 1 << 18;
+/// [`SignWorker`] remembers the texts it signed, up to this many (a table of about 9 MB), then
+/// starts again.
+const SIGNED_TEXTS_MAX: usize = 1 << 17;
 
 /// Per-thread signing state: the signer, a text buffer and this thread's diversity counts, which
 /// are merged into the shared total when the worker ends.
