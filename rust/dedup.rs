@@ -1372,32 +1372,64 @@ struct SignKernel<'a> {
     options: &'a DedupOptions,
 }
 
-/// [`SignWorker`] remembers the texts it signed, up to this many (a table of about 9 MB), then
-/// starts again.
+/// [`FirstCopySigner`] remembers the texts it signed, up to this many (a table of about 9 MB),
+/// then starts again.
 const SIGNED_TEXTS_MAX: usize = 1 << 17;
 
-/// Per-thread signing state: the signer, a text buffer and this thread's diversity counts, which
-/// are merged into the shared total when the worker ends.
-pub struct SignWorker<'a> {
+/// A [`Signer`] for one pipeline thread that gives a copy of a text it signed before only its
+/// [`exact_signature`]. That is all the collector needs: a thread takes its chunks in input order,
+/// so the collector has met the first copy already and adds this one as an exact duplicate
+/// ([`DedupIndex::add`] reads no more of it). Same results, and copies (most of some datasets)
+/// cost little more than their hash.
+struct FirstCopySigner {
     signer: Signer,
+    /// The word counts of the texts signed, by exact hash.
+    signed: FxHashMap<u128, u32>,
+}
+
+/// What [`FirstCopySigner::sign`] gives.
+enum Signed<'s> {
+    /// A text not signed before, and its word hashes.
+    First(RecordSignature, &'s [u64]),
+    /// A copy, and its number of words.
+    Copy(RecordSignature, usize),
+}
+
+impl FirstCopySigner {
+    fn new(config: &DedupConfig) -> FirstCopySigner {
+        FirstCopySigner { signer: Signer::new(config), signed: FxHashMap::default() }
+    }
+
+    fn sign(&mut self, text: &str) -> Signed<'_> {
+        let exact = exact_signature(text);
+        if let Some(&n_words) = self.signed.get(&exact.exact) {
+            return Signed::Copy(exact, n_words as usize);
+        }
+        let sig = self.signer.add_bands(exact, text);
+        let words = self.signer.words();
+        if self.signed.len() >= SIGNED_TEXTS_MAX {
+            self.signed.clear();
+        }
+        self.signed.insert(sig.exact, u32::try_from(words.len()).unwrap_or(u32::MAX));
+        Signed::First(sig, words)
+    }
+}
+
+/// Per-thread signing state for `scan`: the signer, a text buffer and this thread's diversity
+/// counts, which are merged into the shared total when the worker ends.
+pub struct SignWorker<'a> {
+    signer: FirstCopySigner,
     text: String,
     diversity: Diversity,
-    /// The word counts of texts this worker signed, by exact hash. A copy of one of them needs no
-    /// band keys or MinHash: a worker takes its chunks in input order, so the collector has met the
-    /// first copy already and adds this one as an exact duplicate ([`DedupIndex::add`]); and its
-    /// n-grams are counted already, so only its n-gram totals grow. Same results, and copies (most
-    /// of some datasets) cost little more than their hash.
-    signed: FxHashMap<u128, u32>,
     merge_into: &'a Mutex<Diversity>,
 }
 
 impl<'a> SignWorker<'a> {
     pub fn new(config: &DedupConfig, merge_into: &'a Mutex<Diversity>) -> SignWorker<'a> {
         SignWorker {
-            signer: Signer::new(config),
+            signer: FirstCopySigner::new(config),
             text: String::new(),
             diversity: Diversity::default(),
-            signed: FxHashMap::default(),
             merge_into,
         }
     }
@@ -1409,19 +1441,18 @@ impl<'a> SignWorker<'a> {
         spec: &TextSpec,
     ) -> Result<RecordSignature, Problem> {
         normalize_into(record, spec, &mut self.text)?;
-        let exact = exact_signature(&self.text);
-        if let Some(&n_words) = self.signed.get(&exact.exact) {
-            self.diversity.add_copy(n_words as usize);
-            return Ok(exact);
-        }
-        let sig = self.signer.add_bands(exact, &self.text);
-        let words = self.signer.words();
-        self.diversity.add_words(words);
-        if self.signed.len() >= SIGNED_TEXTS_MAX {
-            self.signed.clear();
-        }
-        self.signed.insert(sig.exact, u32::try_from(words.len()).unwrap_or(u32::MAX));
-        Ok(sig)
+        // A copy's n-grams are counted already (the sets and sketches keep each once): only the
+        // totals grow.
+        Ok(match self.signer.sign(&self.text) {
+            Signed::First(sig, words) => {
+                self.diversity.add_words(words);
+                sig
+            }
+            Signed::Copy(sig, n_words) => {
+                self.diversity.add_copy(n_words);
+                sig
+            }
+        })
     }
 }
 
@@ -1434,14 +1465,18 @@ impl Drop for SignWorker<'_> {
 }
 
 impl Kernel for SignKernel<'_> {
-    type Worker = (Signer, String);
+    type Worker = (FirstCopySigner, String);
     type Output = Vec<(u64, LineSig)>;
 
-    fn worker(&self) -> (Signer, String) {
-        (Signer::new(&self.options.config), String::new())
+    fn worker(&self) -> (FirstCopySigner, String) {
+        (FirstCopySigner::new(&self.options.config), String::new())
     }
 
-    fn process(&self, (signer, text): &mut (Signer, String), chunk: &LinesChunk) -> Vec<(u64, LineSig)> {
+    fn process(
+        &self,
+        (signer, text): &mut (FirstCopySigner, String),
+        chunk: &LinesChunk,
+    ) -> Vec<(u64, LineSig)> {
         let mut out = Vec::new();
         chunk.for_each_line(|line, _, bytes| {
             let sig = match parse_line(line, bytes) {
@@ -1450,7 +1485,9 @@ impl Kernel for SignKernel<'_> {
                 Parsed::Record(record) => match normalize_into(&record, &self.options.text, text) {
                     Err(problem) => LineSig::Skipped(problem.code),
                     Ok(()) if self.options.exact_only => LineSig::Record(exact_signature(text)),
-                    Ok(()) => LineSig::Record(signer.sign(text)),
+                    Ok(()) => match signer.sign(text) {
+                        Signed::First(sig, _) | Signed::Copy(sig, _) => LineSig::Record(sig),
+                    },
                 },
             };
             out.push((line, sig));
