@@ -34,7 +34,7 @@
 use std::path::Path;
 
 use crate::error::Error;
-use crate::output::{require_whole_input, OutputFile};
+use crate::output::{require_whole_input, AtomicFile, OutputFile};
 use crate::pipeline::{run, Event, Kernel, RunOptions};
 use crate::reader::{LinesChunk, Source};
 use crate::record::{codes, parse_line, Parsed};
@@ -373,8 +373,9 @@ pub struct ChunkSummary {
     pub unchanged: Vec<(usize, u64, &'static str)>,
 }
 
-/// Writes every line of `sources` to `dest` (compressed by its extension, atomically), each long
-/// text record replaced by its pieces.
+/// Writes every line of `sources` to a temporary file beside `dest` (compressed by `dest`'s
+/// extension), each long text record replaced by its pieces; the file is returned complete for the
+/// caller to commit.
 pub fn chunk(
     sources: &[Source],
     encoding: &Encoding,
@@ -382,7 +383,7 @@ pub fn chunk(
     dest: &Path,
     force: bool,
     run_options: &RunOptions,
-) -> Result<ChunkSummary, Error> {
+) -> Result<(ChunkSummary, AtomicFile), Error> {
     options.validate()?;
     if encoding.tiktoken().is_none() {
         return Err(Error::InvalidInput(format!(
@@ -418,8 +419,7 @@ pub fn chunk(
         }
         Ok(())
     })?;
-    output_file.finish()?;
-    Ok(summary)
+    Ok((summary, output_file.finish()?))
 }
 
 #[cfg(test)]
@@ -490,7 +490,9 @@ mod tests {
         let _ = std::fs::remove_file(&dest);
         let enc = Encoding::load("cl100k_base").unwrap();
         let sources = [Source::Path(input.clone())];
-        let summary = chunk(&sources, &enc, &options(10, 0), &dest, false, &RunOptions::default()).unwrap();
+        let (summary, file) =
+            chunk(&sources, &enc, &options(10, 0), &dest, false, &RunOptions::default()).unwrap();
+        file.commit().unwrap();
         assert_eq!(summary.changed, vec![(0, 4, 4)]);
         assert_eq!(
             summary.unchanged,

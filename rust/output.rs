@@ -1,9 +1,11 @@
 //! Writing selected input lines to a new file, byte for byte and in input order, atomically: the
-//! lines go to a temporary file beside the destination, which is renamed onto it only on success.
+//! lines go to a temporary file beside the destination, which the caller renames onto it (with the
+//! other outputs of the same job) only once everything has succeeded.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::Error;
 use crate::pipeline::{run, Event, Kernel, RunOptions};
@@ -45,7 +47,9 @@ impl FinishWrite for zstd::stream::write::Encoder<'static, BufWriter<File>> {
     }
 }
 
-/// A temporary file that is removed unless it is committed (renamed onto its destination).
+/// A temporary file beside its destination, renamed onto it by [`AtomicFile::commit`]; dropped
+/// uncommitted (an error, Ctrl-C), it is removed.
+#[derive(Debug)]
 pub struct AtomicFile {
     temp: PathBuf,
     dest: PathBuf,
@@ -62,9 +66,20 @@ impl AtomicFile {
         let name = dest
             .file_name()
             .ok_or_else(|| Error::InvalidInput(format!("{}: not a file name", dest.display())))?;
-        let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+        // Unique within the process too: two outputs of one job never share a temporary file.
+        static CREATED: AtomicU64 = AtomicU64::new(0);
+        let n = CREATED.fetch_add(1, Ordering::Relaxed);
+        let temp = dir.join(format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id()));
         let file = File::create(&temp).map_err(|e| Error::io(temp.display().to_string(), e))?;
         Ok((AtomicFile { temp, dest: dest.to_path_buf(), committed: false }, file))
+    }
+
+    pub fn temp(&self) -> &Path {
+        &self.temp
+    }
+
+    pub fn dest(&self) -> &Path {
+        &self.dest
     }
 
     pub fn commit(mut self) -> Result<(), Error> {
@@ -99,7 +114,7 @@ pub fn check_not_an_input(dest: &Path, sources: &[Source]) -> Result<(), Error> 
 }
 
 /// A new output file of lines: refused when it is an input or exists (unless `force`), compressed
-/// by its extension, written to a temporary file and renamed onto `dest` by [`OutputFile::finish`].
+/// by its extension, written to a temporary file that [`OutputFile::finish`] completes and syncs.
 /// Dropped unfinished (an error, Ctrl-C), it leaves nothing behind.
 pub(crate) struct OutputFile {
     atomic: AtomicFile,
@@ -118,10 +133,11 @@ impl OutputFile {
         self.writer.write_all(bytes).map_err(|e| Error::io(self.name.clone(), e))
     }
 
-    pub(crate) fn finish(self) -> Result<(), Error> {
+    /// The complete file, on disk but not yet in place: the caller commits it.
+    pub(crate) fn finish(self) -> Result<AtomicFile, Error> {
         let file = self.writer.finish_file().map_err(|e| Error::io(self.name.clone(), e))?;
         file.sync_all().map_err(|e| Error::io(self.name, e))?;
-        self.atomic.commit()
+        Ok(self.atomic)
     }
 }
 
@@ -183,16 +199,16 @@ pub struct WriteSummary {
     pub lines_written: u64,
 }
 
-/// Copies every line of `sources` except those in `drop` (per file, ascending line numbers) to
-/// `dest`. Lines over the length limit cannot be copied (they were never held in memory): they are
-/// an error unless they are dropped.
+/// Copies every line of `sources` except those in `drop` (per file, ascending line numbers) to a
+/// temporary file beside `dest`, returned complete for the caller to commit. Lines over the length
+/// limit cannot be copied (they were never held in memory): they are an error unless they are dropped.
 pub fn write_lines(
     sources: &[Source],
     drop: &[Vec<u64>],
     dest: &Path,
     force: bool,
     run_options: &RunOptions,
-) -> Result<WriteSummary, Error> {
+) -> Result<(WriteSummary, AtomicFile), Error> {
     let mut output = OutputFile::create(dest, sources, force)?;
     let mut summary = WriteSummary::default();
     run(sources, run_options, &SelectKernel { drop }, |event| {
@@ -215,8 +231,7 @@ pub fn write_lines(
         }
         Ok(())
     })?;
-    output.finish()?;
-    Ok(summary)
+    Ok((summary, output.finish()?))
 }
 
 struct PickKernel<'a> {
@@ -272,8 +287,10 @@ mod tests {
             };
             let dest = dir.join(out);
             let _ = std::fs::remove_file(&dest);
-            let summary = write_lines(&sources, &[vec![2, 4]], &dest, false, &run).unwrap();
+            let (summary, file) = write_lines(&sources, &[vec![2, 4]], &dest, false, &run).unwrap();
             assert_eq!(summary, WriteSummary { lines_read: 5, lines_written: 3 });
+            assert!(!dest.exists(), "in place only once committed");
+            file.commit().unwrap();
             assert_eq!(std::fs::read(&dest).unwrap(), b"a\r\n\nlast\n");
             assert!(write_lines(&sources, &[vec![]], &dest, false, &run).is_err());
         }

@@ -14,6 +14,7 @@ use crate::audit::{parse_path, AuditOptions, Format};
 use crate::count::{count, CountOptions, CountReport, LineStatus, Totals};
 use crate::dedup::{DedupConfig, Keep};
 use crate::error::Error;
+use crate::output::AtomicFile;
 use crate::pipeline::{default_threads, CheckClock, RunOptions};
 use crate::reader::{Progress as EngineProgress, ReadOptions, Source};
 use crate::record::TextSpec;
@@ -695,8 +696,53 @@ fn line_ranges(py: Python<'_>, path: &str, parts: usize) -> PyResult<Option<Vec<
     py.allow_threads(|| crate::reader::line_ranges(std::path::Path::new(path), parts)).map_err(to_py_err)
 }
 
-/// Copies every line of `paths` except the dropped ones (per file, ascending line numbers) to
-/// `dest`, atomically. Returns (lines read, lines written).
+/// An output complete in a temporary file beside its destination, not yet in place: `commit`
+/// renames it onto the destination; `discard`, or dropping it uncommitted, removes it. A job that
+/// writes several outputs commits them only once all are complete, so that Ctrl-C or an error
+/// never leaves some without the others.
+#[pyclass(module = "tokenlens._core", frozen)]
+struct PendingOutput {
+    file: Mutex<Option<AtomicFile>>,
+    #[pyo3(get)]
+    temp: String,
+    #[pyo3(get)]
+    dest: String,
+}
+
+impl PendingOutput {
+    fn wrap(file: AtomicFile) -> PendingOutput {
+        let temp = file.temp().display().to_string();
+        let dest = file.dest().display().to_string();
+        PendingOutput { file: Mutex::new(Some(file)), temp, dest }
+    }
+
+    fn take(&self) -> Option<AtomicFile> {
+        self.file.lock().expect("not poisoned").take()
+    }
+}
+
+#[pymethods]
+impl PendingOutput {
+    /// A new empty temporary file for `dest`, for the caller to write at `temp`.
+    #[new]
+    fn new(dest: &str) -> PyResult<PendingOutput> {
+        let (file, _) = AtomicFile::create(std::path::Path::new(dest), true).map_err(to_py_err)?;
+        Ok(PendingOutput::wrap(file))
+    }
+
+    /// Renames the file onto its destination; once done, further calls do nothing.
+    fn commit(&self) -> PyResult<()> {
+        self.take().map_or(Ok(()), |file| file.commit().map_err(to_py_err))
+    }
+
+    /// Removes the temporary file, unless it was committed.
+    fn discard(&self) {
+        drop(self.take());
+    }
+}
+
+/// Copies every line of `paths` except the dropped ones (per file, ascending line numbers) to a
+/// temporary file for `dest`. Returns (lines read, lines written, the output to commit).
 #[pyfunction]
 #[pyo3(signature = (paths, drop, dest, *, force = false, threads = None, max_line_bytes = 256 << 20, progress = None))]
 #[allow(clippy::too_many_arguments)]
@@ -709,7 +755,7 @@ fn write_lines(
     threads: Option<usize>,
     max_line_bytes: u64,
     progress: Option<&Progress>,
-) -> PyResult<(u64, u64)> {
+) -> PyResult<(u64, u64, PendingOutput)> {
     if drop.len() != paths.len() {
         return Err(InvalidInputError::new_err("drop needs one list of line numbers per path"));
     }
@@ -721,10 +767,10 @@ fn write_lines(
     settings.validate()?;
     let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
     let dest = std::path::Path::new(dest);
-    let summary = run_interruptible(py, |check| {
+    let (summary, file) = run_interruptible(py, |check| {
         crate::output::write_lines(&sources, &drop, dest, force, &settings.options(check))
     })?;
-    Ok((summary.lines_read, summary.lines_written))
+    Ok((summary.lines_read, summary.lines_written, PendingOutput::wrap(file)))
 }
 
 /// Exact and near duplicates (exact ones only with `exact_only`) of the records of `paths` (no
@@ -788,9 +834,10 @@ fn dedup_files<'py>(
     Ok((summary.to_string(), csv.into_py(py)))
 }
 
-/// Writes `paths` to `dest` with every text record over `max_tokens` tokens (field `field`, a
-/// top-level key) replaced by its pieces (see `chunk.rs`), atomically. Returns (summary JSON,
-/// chunked records as (file, line, pieces), lines copied unchanged as (file, line, reason)).
+/// Writes `paths` to a temporary file for `dest` with every text record over `max_tokens` tokens
+/// (field `field`, a top-level key) replaced by its pieces (see `chunk.rs`). Returns (summary JSON,
+/// chunked records as (file, line, pieces), lines copied unchanged as (file, line, reason), the
+/// output to commit).
 #[pyfunction]
 #[pyo3(signature = (paths, dest, encoding, *, max_tokens, overlap = 0, field = "text", force = false, threads = None, max_line_bytes = 256 << 20, progress = None, chunk_size = None))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
@@ -807,13 +854,13 @@ fn chunk_files(
     max_line_bytes: u64,
     progress: Option<&Progress>,
     chunk_size: Option<usize>,
-) -> PyResult<(String, Vec<(usize, u64, u64)>, Vec<(usize, u64, &'static str)>)> {
+) -> PyResult<(String, Vec<(usize, u64, u64)>, Vec<(usize, u64, &'static str)>, PendingOutput)> {
     let settings = RunSettings { threads, max_line_bytes, chunk_size, progress };
     settings.validate()?;
     let options = crate::chunk::ChunkOptions { field: field.to_string(), max_tokens, overlap };
     let sources: Vec<Source> = paths.iter().map(|p| Source::from_arg(p)).collect();
     let dest = std::path::Path::new(dest);
-    let s = run_interruptible(py, |check| {
+    let (s, file) = run_interruptible(py, |check| {
         crate::chunk::chunk(&sources, &encoding.inner, &options, dest, force, &settings.options(check))
     })?;
     let summary = serde_json::json!({
@@ -822,7 +869,7 @@ fn chunk_files(
         "not_chunked": s.unchanged.len(), "encoding": encoding.inner.name(), "field": field,
         "max_tokens": max_tokens, "overlap": overlap,
     });
-    Ok((summary.to_string(), s.changed, s.unchanged))
+    Ok((summary.to_string(), s.changed, s.unchanged, PendingOutput::wrap(file)))
 }
 
 /// The content of chosen lines (per path, line numbers) as (path index, line, bytes), in input order.
@@ -861,6 +908,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Encoding>()?;
     m.add_class::<Progress>()?;
     m.add_class::<ScanConfig>()?;
+    m.add_class::<PendingOutput>()?;
     m.add_function(wrap_pyfunction!(count_files, m)?)?;
     m.add_function(wrap_pyfunction!(scan_files, m)?)?;
     m.add_function(wrap_pyfunction!(scan_shard, m)?)?;

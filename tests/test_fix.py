@@ -461,3 +461,32 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path: Path, command: str) -> None:
     assert proc.returncode == 130, stderr
     assert not out.exists() and not Path(f"{out}.manifest.json").exists()
     assert no_temp_files(tmp_path), os.listdir(tmp_path)
+
+
+def test_an_interruption_before_the_manifest_leaves_no_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The moment a Ctrl-C once fell in: the engine had written the output, the manifest was not
+    # written yet. Neither may appear.
+    src, _ = dedup_input(tmp_path)
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tokenlens.fix.FixResult, "write_manifest", interrupted)
+    for run in (
+        lambda out: filter_lines(src, str(out), drop_invalid=True),
+        lambda out: dedup(src, str(out), clusters=str(tmp_path / "clusters.parquet")),
+        lambda out: chunk(src, str(out), max_tokens=8),
+    ):
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path / "out.jsonl.gz")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_split_writes_both_sides_or_neither(tmp_path: Path) -> None:
+    src, _ = dedup_input(tmp_path)
+    train, validation = tmp_path / "train.jsonl", tmp_path / "missing" / "val.jsonl"
+    with pytest.raises(OSError, match="missing"):
+        split(src, str(train), str(validation), val_fraction=0.5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

@@ -8,6 +8,7 @@ __all__ = [
     "BUILTIN_ENCODINGS",
     "Encoding",
     "InvalidInputError",
+    "PendingOutput",
     "Progress",
     "ScanConfig",
     "TokenizerError",
@@ -66,6 +67,14 @@ class Progress:
     @property
     def lines_done(self) -> int: ...
     def add(self, *, bytes_read: int = 0, lines_done: int = 0, bytes_total: int = 0) -> None: ...
+
+@final
+class PendingOutput:
+    temp: Final[str]
+    dest: Final[str]
+    def __new__(cls, dest: str) -> PendingOutput: ...
+    def commit(self) -> None: ...
+    def discard(self) -> None: ...
 
 @final
 class ScanConfig:
@@ -151,7 +160,7 @@ def write_lines(
     threads: int | None = None,
     max_line_bytes: int = ...,
     progress: Progress | None = None,
-) -> tuple[int, int]: ...
+) -> tuple[int, int, PendingOutput]: ...
 def dedup_files(
     paths: list[str],
     *,
@@ -180,7 +189,7 @@ def chunk_files(
     max_line_bytes: int = ...,
     progress: Progress | None = None,
     chunk_size: int | None = None,
-) -> tuple[str, list[tuple[int, int, int]], list[tuple[int, int, str]]]: ...
+) -> tuple[str, list[tuple[int, int, int]], list[tuple[int, int, str]], PendingOutput]: ...
 def read_lines(
     paths: list[str], wanted: list[list[int]], *, threads: int | None = None
 ) -> list[tuple[int, int, bytes]]: ...

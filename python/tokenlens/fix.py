@@ -20,7 +20,7 @@ from tokenlens import _core
 from tokenlens._core import Progress
 from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, TableSchema, _encoding, _paths, _read_table
 from tokenlens.errors import InvalidInputError
-from tokenlens.output import atomic_output
+from tokenlens.output import OutputSet, outputs_together
 from tokenlens.report import Report, scan
 
 
@@ -80,8 +80,9 @@ class FixResult:
         counts = self.dropped.group_by("reason", maintain_order=True).len()
         return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
 
-    def write_manifest(self, path: str, command: str) -> None:
-        """The manifest as JSON, atomically; the dropped lines are streamed, a slice at a time."""
+    def write_manifest(self, outputs: OutputSet, command: str) -> None:
+        """The manifest beside the output, as JSON, with the output's set; the dropped lines are
+        streamed, a slice at a time."""
         document: dict[str, Any] = {
             "tokenlens_version": _core.__version__,
             "command": command,
@@ -95,7 +96,7 @@ class FixResult:
             document["changed"] = [c.__dict__ for c in self.changed]
         if self.not_chunked is not None:
             document["not_chunked"] = [u.__dict__ for u in self.not_chunked]
-        with atomic_output(path) as f:
+        with outputs.open(manifest_path(self.output)) as f:
             f.write(json.dumps(document, indent=2)[:-2] + ',\n  "dropped": [')
             separator = "\n    "
             for start in range(0, self.dropped.height, 100_000):
@@ -123,6 +124,7 @@ def _check_output(names: list[str], output: str, force: bool) -> None:
 
 
 def _write(
+    outputs: OutputSet,
     names: list[str],
     dropped: pl.DataFrame,
     output: str,
@@ -134,16 +136,17 @@ def _write(
     progress: Progress | None,
 ) -> FixResult:
     """Writes the lines of `names` but the `dropped` ones (a frame as `dropped_frame` makes) to `output`,
-    and the manifest beside it."""
+    and the manifest beside it, both with `outputs`."""
     order = pl.DataFrame({"file": pl.Series(names, dtype=pl.String), "file_index": range(len(names))})
     dropped = dropped.join(order, on="file", how="left").sort("file_index", "line", maintain_order=True)
     parts = dropped.partition_by("file_index", as_dict=True)
     drop = [parts[(i,)]["line"].to_list() if (i,) in parts else [] for i in range(len(names))]
-    read, written = _core.write_lines(
+    read, written, pending = _core.write_lines(
         names, drop, output, force=force, threads=threads, max_line_bytes=max_line_bytes, progress=progress
     )
+    outputs.add(pending)
     result = FixResult(output, read, written, dropped.drop("file_index"), summary)
-    result.write_manifest(manifest_path(output), command)
+    result.write_manifest(outputs, command)
     return result
 
 
@@ -197,11 +200,15 @@ def dedup(
         .then(pl.format("same text as {}:{}", "exact_dup_of_file", "exact_dup_of"))
         .otherwise(pl.format("cluster {} ({} kept)", "cluster", pl.lit(keep))),
     )
-    if clusters is not None:
-        with atomic_output(clusters, "wb") as f:
-            records.filter(pl.col("cluster").is_not_null()).sort("cluster", "file", "line").write_parquet(f)
-    del records
-    return _write(names, dropped, output, command, summary, force, threads, max_line_bytes, progress)
+    with outputs_together() as outputs:
+        if clusters is not None:
+            in_clusters = records.filter(pl.col("cluster").is_not_null())
+            with outputs.open(clusters, "wb") as f:
+                in_clusters.sort("cluster", "file", "line").write_parquet(f)
+            del in_clusters
+        del records
+        common = (force, threads, max_line_bytes, progress)
+        return _write(outputs, names, dropped, output, command, summary, *common)
 
 
 def dedup_records(records_csv: bytes, names: list[str]) -> pl.DataFrame:
@@ -266,7 +273,9 @@ def filter_lines(
         if reason:
             dropped.append(Dropped(r["file"], r["line"], reason, detail))
     frame = dropped_frame(dropped)
-    return _write(names, frame, output, command, report.summary, force, threads, max_line_bytes, progress)
+    with outputs_together() as outputs:
+        common = (force, threads, max_line_bytes, progress)
+        return _write(outputs, names, frame, output, command, report.summary, *common)
 
 
 def chunk(
@@ -298,29 +307,31 @@ def chunk(
     _check_output(names, output, force)
     if max_tokens < 1 or not 0 <= overlap < max_tokens:
         raise InvalidInputError("max_tokens must be at least 1, and overlap from 0 to max_tokens - 1")
-    summary_text, changed, unchanged = _core.chunk_files(
-        names,
-        output,
-        _encoding(encoding if encoding is not None else "cl100k_base"),
-        max_tokens=max_tokens,
-        overlap=overlap,
-        field=field,
-        force=force,
-        threads=threads,
-        max_line_bytes=max_line_bytes,
-        progress=progress,
-    )
-    summary = json.loads(summary_text)
-    result = FixResult(
-        output,
-        summary["lines_read"],
-        summary["lines_written"],
-        dropped_frame([]),
-        summary,
-        changed=[Changed(names[f], line, n) for f, line, n in changed],
-        not_chunked=[Unchanged(names[f], line, reason) for f, line, reason in unchanged],
-    )
-    result.write_manifest(manifest_path(output), command)
+    with outputs_together() as outputs:
+        summary_text, changed, unchanged, pending = _core.chunk_files(
+            names,
+            output,
+            _encoding(encoding if encoding is not None else "cl100k_base"),
+            max_tokens=max_tokens,
+            overlap=overlap,
+            field=field,
+            force=force,
+            threads=threads,
+            max_line_bytes=max_line_bytes,
+            progress=progress,
+        )
+        outputs.add(pending)
+        summary = json.loads(summary_text)
+        result = FixResult(
+            output,
+            summary["lines_read"],
+            summary["lines_written"],
+            dropped_frame([]),
+            summary,
+            changed=[Changed(names[f], line, n) for f, line, n in changed],
+            not_chunked=[Unchanged(names[f], line, reason) for f, line, reason in unchanged],
+        )
+        result.write_manifest(outputs, command)
     return result
 
 
@@ -488,6 +499,7 @@ def split(
     dropped_train = excluded + [Dropped(f, line, "validation") for f, line in sorted(to_val)]
     dropped_val = excluded + [Dropped(f, line, "train") for f, line in members if (f, line) not in to_val]
     common = (force, threads, max_line_bytes, progress)
-    train_result = _write(names, dropped_frame(dropped_train), train, command, summary, *common)
-    val_result = _write(names, dropped_frame(dropped_val), validation, command, summary, *common)
+    with outputs_together() as outputs:
+        train_result = _write(outputs, names, dropped_frame(dropped_train), train, command, summary, *common)
+        val_result = _write(outputs, names, dropped_frame(dropped_val), validation, command, summary, *common)
     return SplitResult(train_result, val_result, summary)

@@ -1,15 +1,20 @@
-"""Writing outputs safely: to a temporary file beside the destination, then an atomic rename."""
+"""Writing outputs safely. Each output goes to a temporary file beside its destination; the outputs
+of one job (a dataset and its manifest, a train and a validation set) are renamed into place together,
+once all are complete, so that an error or Ctrl-C never leaves a partial file or a file without its
+companions."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
-import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from tokenlens import _core
 from tokenlens.errors import InvalidInputError
 
 
@@ -25,19 +30,68 @@ def check_outputs(outputs: list[str | None], inputs: list[str], force: bool) -> 
             raise InvalidInputError(f"{path} exists; use --force to replace it")
 
 
+class OutputSet:
+    """The outputs of one job, complete in temporary files and not yet in place."""
+
+    def __init__(self) -> None:
+        self._pending: list[_core.PendingOutput] = []
+
+    def add(self, pending: _core.PendingOutput) -> None:
+        """Takes an output that the engine wrote."""
+        self._pending.append(pending)
+
+    @contextmanager
+    def open(self, path: str, mode: str = "w") -> Iterator[IO[Any]]:
+        """A file to write the output `path` to."""
+        pending = _core.PendingOutput(path)
+        self.add(pending)
+        with open(pending.temp, mode) as f:
+            yield f
+
+    def commit(self) -> None:
+        """Renames every output into place. Ctrl-C waits meanwhile: the renames take no time, and
+        stopping between two of them would leave an output without its companions."""
+        with _ctrl_c_ignored():
+            for pending in self._pending:
+                pending.commit()
+
+    def discard(self) -> None:
+        """Removes the temporary files of the outputs not committed."""
+        for pending in self._pending:
+            pending.discard()
+
+
+@contextmanager
+def outputs_together() -> Iterator[OutputSet]:
+    """An output set that is committed if the block succeeds and discarded otherwise."""
+    outputs = OutputSet()
+    try:
+        yield outputs
+        outputs.commit()
+    finally:
+        outputs.discard()
+
+
 @contextmanager
 def atomic_output(path: str, mode: str = "w") -> Iterator[IO[Any]]:
-    """Opens a temporary file in `path`'s directory; renames it onto `path` only if the block succeeds,
-    so a failure or Ctrl-C never leaves a partial file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    """A file for the single output `path`, in place only if the block succeeds."""
+    with outputs_together() as outputs, outputs.open(path, mode) as f:
+        yield f
+
+
+@contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """Ignores Ctrl-C in the block: the work is done by then, and the run ends normally. Only the
+    main thread handles signals, so elsewhere this does nothing (and nothing is needed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # A Ctrl-C that came before is raised here, by signal.signal, before anything is renamed.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 def write_json_atomic(path: str, document: Any) -> None:
