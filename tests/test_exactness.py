@@ -213,6 +213,29 @@ def test_tiktoken_derived_tokenizer_json_on_adversarial_text(
         assert tokenlens.Encoding(encoding).count_batch(texts) == [len(e) for e in expected]
 
 
+def test_an_interval_then_plus_is_read_as_the_tokenizers_package_reads_it(tmp_path: Path) -> None:
+    """tiktoken's own cl100k pattern in a tokenizer.json: Onig, the package's regex engine, reads its
+    `\\p{N}{1,3}+` as any run of digits, and so must tokenlens (the `tokenizers` crate's engine, on
+    its own, reads it as tiktoken does: runs of at most three)."""
+    from tokenizers import Tokenizer
+
+    pattern = tokenlens.Encoding("cl100k_base").pattern
+    assert pattern is not None and "\\p{N}{1,3}+" in pattern
+    path = write_json(tmp_path / "tokenizer.json", tokenizer_json("cl100k_base", pattern))
+    ours = tokenlens.Encoding(str(path))
+    assert ours.backend == "tokenizers", "a pattern that no native pre-tokenizer matches"
+    rng = random.Random(3)
+    digits = ["".join(rng.choice("0123456789\u0663") for _ in range(rng.randint(1, 40))) for _ in range(2000)]
+    texts = [*digits, *(f"v{d}.{d[::-1]} x{d}y" for d in digits[:500]), *adversarial_texts(seed=4, count=500)]
+    expected = [e.ids for e in Tokenizer.from_file(str(path)).encode_batch(texts, add_special_tokens=False)]
+    mismatches = [t[:80] for t, e in zip(texts, expected, strict=True) if ours.encode(t) != e]
+    assert not mismatches, f"{len(mismatches)} texts differ, first: {mismatches[:3]}"
+    assert ours.count_batch(texts) == [len(e) for e in expected]
+    # The file is not read as tiktoken reads its pattern.
+    tiktoken_counts = tokenlens.Encoding("cl100k_base").count_batch(digits)
+    assert sum(a != len(e) for a, e in zip(tiktoken_counts, expected, strict=False)) > len(digits) // 2
+
+
 def test_texts_with_added_tokens_match_the_tokenizers_package(tmp_path: Path) -> None:
     """Texts holding an added token's content (special or not, stripping, single word) are split there
     by the `tokenizers` crate; the others take the native path. A post-processor that adds tokens only

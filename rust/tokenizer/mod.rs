@@ -4,6 +4,7 @@
 mod ascii_blocks;
 mod bpe;
 mod hf_bpe;
+mod onig;
 mod pretokenize;
 
 use std::ops::Range;
@@ -133,8 +134,14 @@ impl Encoding {
         if !path.exists() {
             return Err(Error::NotFound(path.to_path_buf()));
         }
-        let mut tokenizer = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer(format!("{}: cannot load tokenizer: {e}", path.display())))?;
+        let cannot_load = |e: &dyn std::fmt::Display| {
+            Error::Tokenizer(format!("{}: cannot load tokenizer: {e}", path.display()))
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display().to_string(), e))?;
+        let mut json: serde_json::Value = serde_json::from_str(&text).map_err(|e| cannot_load(&e))?;
+        // Counts must be those of the `tokenizers` wheel, whose regex engine is not the crate's.
+        onig::read_regexes_as_onig(&mut json);
+        let mut tokenizer: tokenizers::Tokenizer = json.to_string().parse().map_err(|e| cannot_load(&e))?;
         // Count every token of every text: truncation or padding configured in the file would hide some.
         tokenizer.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
         tokenizer.with_padding(None);
