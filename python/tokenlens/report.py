@@ -128,22 +128,12 @@ def _records_frame(names: list[str], records_csv: bytes) -> pl.DataFrame:
     schema |= dict.fromkeys(tokens, u64)
     schema |= {"label": pl.String, "exact_dup_of_file": pl.UInt32, "exact_dup_of": u64, "cluster": u64}
     schema |= {"cluster_size": u64, "is_representative": pl.Boolean}
-    return _read_table(records_csv, schema, names, ["file", "exact_dup_of_file"]).select(
-        "file",
-        "line",
-        "status",
-        "format",
-        (pl.col("status") == "valid").alias("valid"),
-        _code_lists("errors"),
-        _code_lists("warnings"),
-        "n_messages",
-        *tokens,
-        "label",
-        "exact_dup_of_file",
-        "exact_dup_of",
-        "cluster",
-        "cluster_size",
-        "is_representative",
+    columns = list(schema)
+    columns.insert(columns.index("errors"), "valid")
+    return (
+        _read_table(records_csv, schema, names, ["file", "exact_dup_of_file"])
+        .with_columns(_code_lists("errors"), _code_lists("warnings"), valid=pl.col("status") == "valid")
+        .select(columns)
     )
 
 
