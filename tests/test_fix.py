@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -490,3 +491,33 @@ def test_split_writes_both_sides_or_neither(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="missing"):
         split(src, str(train), str(validation), val_fraction=0.5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_no_output_may_be_an_input_another_output_or_an_existing_file(tmp_path: Path) -> None:
+    src, _ = dedup_input(tmp_path)
+    before = src.read_bytes()
+    # An input named as the manifest of the output `in.jsonl` would be.
+    input_as_manifest = tmp_path / "in.jsonl.manifest.json"
+    input_as_manifest.write_bytes(before)
+    out, clusters = tmp_path / "out.jsonl", tmp_path / "clusters.parquet"
+    refused: list[tuple[Callable[[], object], str]] = [
+        (lambda: dedup(src, str(out), clusters=str(src), force=True), "also an input"),
+        (lambda: dedup(src, str(out), clusters=str(out)), "must differ"),
+        (lambda: dedup(src, str(out), clusters=f"{out}.manifest.json"), "must differ"),
+        (lambda: dedup(src, str(out), clusters="-"), "not stdout"),
+        (lambda: filter_lines(input_as_manifest, str(src), force=True), "also an input"),
+        (lambda: split(src, str(out), str(out)), "must differ"),
+    ]
+    for run, message in refused:
+        with pytest.raises(tokenlens.InvalidInputError, match=message):
+            run()
+    clusters.write_bytes(b"mine")
+    with pytest.raises(tokenlens.InvalidInputError, match="exists"):
+        dedup(src, str(out), clusters=str(clusters))
+    assert clusters.read_bytes() == b"mine"
+    assert src.read_bytes() == before and input_as_manifest.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "clusters.parquet",
+        "in.jsonl",
+        input_as_manifest.name,
+    ]

@@ -680,11 +680,12 @@ def dedup_command(
     **config: Any,
 ) -> None:
     """Drop exact and near-duplicate records; keep the rest byte for byte, in order."""
-    print(
-        f"detection probability ({config['bands']} bands x {config['rows']} rows): "
-        f"{_detection_curve(config['bands'], config['rows'])}",
-        file=sys.stderr,
-    )
+    if not exact_only:
+        print(
+            f"detection probability ({config['bands']} bands x {config['rows']} rows): "
+            f"{_detection_curve(config['bands'], config['rows'])}",
+            file=sys.stderr,
+        )
     work = partial(
         dedup,
         paths,

@@ -20,7 +20,7 @@ from tokenlens import _core
 from tokenlens._core import Progress
 from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, TableSchema, _encoding, _paths, _read_table
 from tokenlens.errors import InvalidInputError
-from tokenlens.output import OutputSet, outputs_together
+from tokenlens.output import OutputSet, check_outputs, outputs_together
 from tokenlens.report import Report, scan
 
 
@@ -110,17 +110,24 @@ def manifest_path(output: str) -> str:
     return f"{output}.manifest.json"
 
 
-def _check_output(names: list[str], output: str, force: bool) -> None:
-    if output == "-":
-        raise InvalidInputError("the output must be a file")
+def _check_outputs(names: list[str], outputs: list[str], force: bool) -> None:
+    """Refuses stdin and repeated inputs, and `outputs` (each data output with its manifest) that are
+    not files, coincide, are inputs, or exist (unless `force`)."""
     if "-" in names:
         raise InvalidInputError("fixing reads the input twice: give files, not stdin")
     if repeated := sorted({name for name in names if names.count(name) > 1}):
         # Dropped lines are named by file and line, which would not say which copy they are in.
         raise InvalidInputError(f"an input is given more than once: {', '.join(repeated)}")
-    for path in (output, manifest_path(output)):
-        if os.path.exists(path) and not force:
-            raise InvalidInputError(f"{path} exists; use --force to replace it")
+    if "-" in outputs:
+        raise InvalidInputError("the outputs must be files, not stdout (-)")
+    real = [os.path.realpath(path) for path in outputs]
+    if len(set(real)) < len(real):
+        raise InvalidInputError(f"the outputs must differ: {', '.join(outputs)}")
+    check_outputs(list(outputs), names, force)
+
+
+def _with_manifests(*outputs: str) -> list[str]:
+    return [path for output in outputs for path in (output, manifest_path(output))]
 
 
 def _write(
@@ -172,7 +179,7 @@ def dedup(
     """Drops exact duplicates (and, unless `exact_only`, near duplicates that are not their cluster's
     representative) and writes the other lines to `output`. Lines that are not records are kept."""
     names = _paths(paths)
-    _check_output(names, output, force)
+    _check_outputs(names, _with_manifests(output) + ([clusters] if clusters is not None else []), force)
     summary_text, records_csv = _core.dedup_files(
         names,
         field=field,
@@ -242,7 +249,7 @@ def filter_lines(
     if drop_duplicates not in (None, "exact", "near"):
         raise InvalidInputError("drop_duplicates is 'exact' or 'near'")
     names = _paths(paths)
-    _check_output(names, output, force)
+    _check_outputs(names, _with_manifests(output), force)
     report: Report = scan(
         names,
         model=model,
@@ -304,7 +311,7 @@ def chunk(
     under `not_chunked` with a reason. Nothing is dropped. The manifest's `changed` lists each cut
     record with its number of pieces."""
     names = _paths(paths)
-    _check_output(names, output, force)
+    _check_outputs(names, _with_manifests(output), force)
     if max_tokens < 1 or not 0 <= overlap < max_tokens:
         raise InvalidInputError("max_tokens must be at least 1, and overlap from 0 to max_tokens - 1")
     with outputs_together() as outputs:
@@ -397,10 +404,7 @@ def split(
     if not 0 < val_fraction < 1:
         raise InvalidInputError("val_fraction must be between 0 and 1")
     names = _paths(paths)
-    if os.path.abspath(train) == os.path.abspath(validation):
-        raise InvalidInputError("the train and validation outputs must differ")
-    _check_output(names, train, force)
-    _check_output(names, validation, force)
+    _check_outputs(names, _with_manifests(train, validation), force)
     report = scan(
         names,
         label_field=label_field,
