@@ -259,4 +259,7 @@ def test_report_files_never_replace_inputs_or_existing_files(tmp_path: Path) -> 
     for command in (["count", "--json"], ["scan", "--records"], ["cost", "--json"]):
         proc = run_cli(command[0], str(data), command[1], str(data), "--force")
         assert proc.returncode == 2 and b"also an input" in proc.stderr
+    both = tmp_path / "both"
+    proc = run_cli("scan", str(data), "--json", str(both), "--html", str(both))
+    assert proc.returncode == 2 and b"two outputs" in proc.stderr and not both.exists()
     assert data.read_bytes() == before

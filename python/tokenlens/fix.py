@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -112,7 +111,7 @@ def manifest_path(output: str) -> str:
 
 def _check_outputs(names: list[str], outputs: list[str], force: bool) -> None:
     """Refuses stdin and repeated inputs, and `outputs` (each data output with its manifest) that are
-    not files, coincide, are inputs, or exist (unless `force`)."""
+    not files or that `check_outputs` refuses."""
     if "-" in names:
         raise InvalidInputError("fixing reads the input twice: give files, not stdin")
     if repeated := sorted({name for name in names if names.count(name) > 1}):
@@ -120,9 +119,6 @@ def _check_outputs(names: list[str], outputs: list[str], force: bool) -> None:
         raise InvalidInputError(f"an input is given more than once: {', '.join(repeated)}")
     if "-" in outputs:
         raise InvalidInputError("the outputs must be files, not stdout (-)")
-    real = [os.path.realpath(path) for path in outputs]
-    if len(set(real)) < len(real):
-        raise InvalidInputError(f"the outputs must differ: {', '.join(outputs)}")
     check_outputs(list(outputs), names, force)
 
 

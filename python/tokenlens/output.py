@@ -19,13 +19,19 @@ from tokenlens.errors import InvalidInputError
 
 
 def check_outputs(outputs: list[str | None], inputs: list[str], force: bool) -> None:
-    """Refuses an output that is one of the inputs, or that exists already (unless `force`)."""
+    """Refuses an output that is one of the inputs, that is named twice, or that exists already
+    (unless `force`)."""
     real_inputs = {os.path.realpath(p) for p in inputs if p != "-"}
+    seen: set[str] = set()
     for path in outputs:
         if path is None or path == "-":
             continue
-        if os.path.realpath(path) in real_inputs:
+        real = os.path.realpath(path)
+        if real in real_inputs:
             raise InvalidInputError(f"output {path} is also an input; choose another path")
+        if real in seen:
+            raise InvalidInputError(f"{path} is given for two outputs; choose another path")
+        seen.add(real)
         if os.path.exists(path) and not force:
             raise InvalidInputError(f"{path} exists; use --force to replace it")
 
