@@ -815,11 +815,10 @@ impl DedupIndex {
         let mut group_ends: Vec<usize> = Vec::new();
         let mut seen_groups: FxHashSet<(u64, u32, u32)> = FxHashSet::default();
         let mut by_key: Vec<(u64, u32)> = Vec::with_capacity(lsh_records.len());
-        let mut buckets = BucketScratch::default();
         for band in 0..bands {
             by_key.clear();
             by_key.extend(lsh_records.iter().enumerate().map(|(i, &r)| (keys[i * bands + band], r)));
-            sort_by_hash(&mut by_key, &mut buckets);
+            sort_by_hash(&mut by_key);
             for run in by_key.chunk_by(|x, y| x.0 == y.0).filter(|run| run.len() >= 2) {
                 let mut members = Xxh3::new();
                 run.iter().for_each(|&(_, r)| members.update(&r.to_le_bytes()));
@@ -970,61 +969,66 @@ impl DedupIndex {
     }
 }
 
-/// Bucket bounds for [`sort_by_hash`].
-#[derive(Debug, Default)]
-struct BucketScratch {
-    next: Vec<u32>,
-    end: Vec<u32>,
+/// Sorts `(key, record)` pairs whose keys are hashes, in place, into the order of `sort_unstable`:
+/// a most-significant-digit radix sort, one byte of the key per level (American flag sort). Each
+/// level counts its pairs into 256 buckets and moves each pair into its bucket by swaps; the 256
+/// places being written stay in cache, where one level of a bucket per pair missed the cache on
+/// nearly every swap (9x slower on 2.67 M pairs). Buckets of fewer than 64 pairs, and buckets
+/// whose keys are all equal, are sorted with `sort_unstable`.
+fn sort_by_hash(pairs: &mut [(u64, u32)]) {
+    sort_from_byte(pairs, 56);
 }
 
-/// Sorts `(key, record)` pairs whose keys are hashes, in place: the same order as `sort_unstable`
-/// in a few passes rather than `log n` of them. The top bits of the keys spread the pairs evenly
-/// over about one bucket per pair; one pass of swaps moves each pair into its bucket (American flag
-/// sort) and each bucket, of a pair or two, is then sorted on its own.
-fn sort_by_hash(pairs: &mut [(u64, u32)], scratch: &mut BucketScratch) {
+/// [`sort_by_hash`] for pairs whose keys agree above bit `shift + 8`.
+fn sort_from_byte(pairs: &mut [(u64, u32)], shift: u32) {
     if pairs.len() < 64 {
         pairs.sort_unstable();
         return;
     }
-    let bits = pairs.len().ilog2().min(20);
-    let bucket = |key: u64| (key >> (64 - bits)) as usize;
-    let BucketScratch { next, end } = scratch;
-    end.clear();
-    end.resize(1 << bits, 0);
+    let byte = |key: u64| ((key >> shift) & 0xFF) as usize;
+    let mut end = [0usize; 256];
     for &(key, _) in pairs.iter() {
-        end[bucket(key)] += 1;
+        end[byte(key)] += 1;
     }
-    next.clear();
+    if end.contains(&pairs.len()) {
+        // One bucket: nothing to move at this byte.
+        return match shift {
+            0 => pairs.sort_unstable(),
+            _ => sort_from_byte(pairs, shift - 8),
+        };
+    }
+    let mut next = [0usize; 256];
     let mut at = 0;
-    for size in end.iter_mut() {
-        next.push(at);
+    for (b, size) in end.iter_mut().enumerate() {
+        next[b] = at;
         at += *size;
         *size = at;
     }
-    for b in 0..end.len() {
+    let start = next;
+    for b in 0..256 {
         while next[b] < end[b] {
             // Carry the pair at the bucket's next free place to where it belongs, until one that
             // belongs here comes back.
-            let mut pair = pairs[next[b] as usize];
+            let mut pair = pairs[next[b]];
             loop {
-                let home = bucket(pair.0);
+                let home = byte(pair.0);
                 if home == b {
                     break;
                 }
-                std::mem::swap(&mut pair, &mut pairs[next[home] as usize]);
+                std::mem::swap(&mut pair, &mut pairs[next[home]]);
                 next[home] += 1;
             }
-            pairs[next[b] as usize] = pair;
+            pairs[next[b]] = pair;
             next[b] += 1;
         }
     }
-    let mut start = 0;
-    for &stop in end.iter() {
-        let stop = stop as usize;
-        if stop - start > 1 {
-            pairs[start..stop].sort_unstable();
+    for b in 0..256 {
+        let bucket = &mut pairs[start[b]..end[b]];
+        match shift {
+            _ if bucket.len() < 2 => {}
+            0 => bucket.sort_unstable(),
+            _ => sort_from_byte(bucket, shift - 8),
         }
-        start = stop;
     }
 }
 
@@ -2060,7 +2064,6 @@ mod tests {
     #[test]
     fn sort_by_hash_sorts_like_sort_unstable() {
         let mut state = 7u64;
-        let mut scratch = BucketScratch::default();
         for n in [0, 1, 63, 64, 1000, 70_000] {
             let mut pairs: Vec<(u64, u32)> = (0..n as u32)
                 .map(|r| {
@@ -2076,8 +2079,17 @@ mod tests {
                 .collect();
             let mut expected = pairs.clone();
             expected.sort_unstable();
-            sort_by_hash(&mut pairs, &mut scratch);
+            sort_by_hash(&mut pairs);
             assert_eq!(pairs, expected, "{n} pairs");
+        }
+        // One key for all (a template's band), and keys that differ in their lowest byte only, with
+        // the records in descending order.
+        for key_of in [|_: u32| 42u64, |r: u32| (7 << 40) | u64::from(r % 200)] {
+            let mut pairs: Vec<(u64, u32)> = (0..5000).rev().map(|r| (key_of(r), r)).collect();
+            let mut expected = pairs.clone();
+            expected.sort_unstable();
+            sort_by_hash(&mut pairs);
+            assert_eq!(pairs, expected);
         }
     }
 
