@@ -970,11 +970,11 @@ impl DedupIndex {
 }
 
 /// Sorts `(key, record)` pairs whose keys are hashes, in place, into the order of `sort_unstable`:
-/// a most-significant-digit radix sort, one byte of the key per level (American flag sort). Each
-/// level counts its pairs into 256 buckets and moves each pair into its bucket by swaps; the 256
-/// places being written stay in cache, where one level of a bucket per pair missed the cache on
-/// nearly every swap (9x slower on 2.67 M pairs). Buckets of fewer than 64 pairs, and buckets
-/// whose keys are all equal, are sorted with `sort_unstable`.
+/// a most-significant-digit radix sort on one byte of the key per level (American flag sort). A
+/// level counts its pairs into 256 buckets and swaps each pair into its bucket; the 256 places being
+/// written stay in cache (a single level with a bucket per pair missed the cache on nearly every
+/// swap: 9x slower on 2.67 M pairs). Buckets of fewer than 64 pairs are sorted with `sort_unstable`,
+/// as are the pairs of one key (by record) once every byte is used.
 fn sort_by_hash(pairs: &mut [(u64, u32)]) {
     sort_from_byte(pairs, 56);
 }
