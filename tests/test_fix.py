@@ -17,7 +17,10 @@ from typing import Any
 import polars as pl
 import pytest
 import tokenlens
+import tokenlens.cli
+import tokenlens.output
 import zstandard
+from click.testing import CliRunner
 from tokenlens.fix import chunk, dedup, filter_lines, split
 from tokenlens.report import scan
 
@@ -483,6 +486,26 @@ def test_an_interruption_before_the_manifest_leaves_no_output(
         with pytest.raises(KeyboardInterrupt):
             run(tmp_path / "out.jsonl.gz")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_an_interruption_after_the_commit_says_the_outputs_were_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Ctrl-C in the moment between the renames and the command's return: the outputs are in place
+    # and whole, and the message must not say that nothing was written.
+    src, _ = dedup_input(tmp_path)
+    commit = tokenlens.output.OutputSet.commit
+
+    def commit_then_interrupt(self: tokenlens.output.OutputSet) -> None:
+        commit(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tokenlens.output.OutputSet, "commit", commit_then_interrupt)
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(tokenlens.cli.main, ["filter", str(src), "-o", str(out), "--drop-invalid"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted; the outputs were written whole" in result.stderr
+    assert out.exists() and json.loads(Path(f"{out}.manifest.json").read_text())["lines_written"] > 0
 
 
 def test_split_writes_both_sides_or_neither(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from tokenlens.api import DEFAULT_MAX_LINE_BYTES, CountResult, count_file
 from tokenlens.errors import TokenlensError
 from tokenlens.fix import FixResult, dedup, filter_lines, manifest_path
 from tokenlens.models import OwnHardware
-from tokenlens.output import check_outputs, write_json_atomic
+from tokenlens.output import OutputSet, check_outputs, write_json_atomic
 from tokenlens.progress import progress_line
 from tokenlens.report import Report, scan
 from tokenlens.terminal import console, render_scan
@@ -641,6 +641,7 @@ def _run_fix(work: Callable[..., R], threads: int | None, max_line_bytes: int, n
     """Runs the work of a command that writes a fixed dataset, giving it the reading options, the
     progress line and the command line that they all take; errors and Ctrl-C end it alike (the
     outputs are written atomically, so nothing is left behind)."""
+    committed_before = OutputSet.committed
     try:
         with progress_line(not no_progress) as progress:
             return work(
@@ -649,7 +650,10 @@ def _run_fix(work: Callable[..., R], threads: int | None, max_line_bytes: int, n
     except (OSError, TokenlensError) as e:
         fail(str(e))
     except KeyboardInterrupt:
-        click.echo("tokenlens: interrupted; no output was written", err=True)
+        # Ctrl-C may come in the moment between putting the outputs in place and returning.
+        written = OutputSet.committed > committed_before
+        outcome = "the outputs were written whole" if written else "no output was written"
+        click.echo(f"tokenlens: interrupted; {outcome}", err=True)
         sys.exit(EXIT_INTERRUPTED)
 
 

@@ -39,6 +39,10 @@ def check_outputs(outputs: list[str | None], inputs: list[str], force: bool) -> 
 class OutputSet:
     """The outputs of one job, complete in temporary files and not yet in place."""
 
+    #: Sets committed in this process, so that a caller interrupted by Ctrl-C can tell whether its
+    #: outputs were put in place before.
+    committed = 0
+
     def __init__(self) -> None:
         self._pending: list[_core.PendingOutput] = []
 
@@ -60,6 +64,7 @@ class OutputSet:
         with _ctrl_c_ignored():
             for pending in self._pending:
                 pending.commit()
+            OutputSet.committed += 1
 
     def discard(self) -> None:
         """Removes the temporary files of the outputs not committed."""
