@@ -87,7 +87,7 @@
 //! registers takes over (relative standard error 1.04 / 128 = 0.8%). The limit keeps the sets
 //! within a core's cache: with a limit of 2^17 the sets (2 MB each) missed the cache on nearly
 //! every word, and diversity took about a fifth of `scan`'s time on text without copies, against
-//! an eighth now (perf, `examples/scan_file.rs`). Threads keep their own counters and merge them,
+//! a seventh now (perf, `examples/scan_file.rs`). Threads keep their own counters and merge them,
 //! which gives the same result whatever the split.
 
 use std::sync::atomic::Ordering;
