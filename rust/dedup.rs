@@ -990,13 +990,6 @@ fn sort_from_byte(pairs: &mut [(u64, u32)], shift: u32) {
     for &(key, _) in pairs.iter() {
         end[byte(key)] += 1;
     }
-    if end.contains(&pairs.len()) {
-        // One bucket: nothing to move at this byte.
-        return match shift {
-            0 => pairs.sort_unstable(),
-            _ => sort_from_byte(pairs, shift - 8),
-        };
-    }
     let mut next = [0usize; 256];
     let mut at = 0;
     for (b, size) in end.iter_mut().enumerate() {

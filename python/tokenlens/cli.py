@@ -640,7 +640,7 @@ def _print_fix(result: FixResult, out: TextIO) -> None:
 def _run_fix(work: Callable[..., R], threads: int | None, max_line_bytes: int, no_progress: bool) -> R:
     """Runs the work of a command that writes a fixed dataset, giving it the reading options, the
     progress line and the command line that they all take; errors and Ctrl-C end it alike (the
-    outputs are written atomically, so nothing is left behind)."""
+    outputs are put in place together, so either all of them are there, whole, or none)."""
     committed_before = OutputSet.committed
     try:
         with progress_line(not no_progress) as progress:
