@@ -263,3 +263,28 @@ def test_report_files_never_replace_inputs_or_existing_files(tmp_path: Path) -> 
     proc = run_cli("scan", str(data), "--json", str(both), "--html", str(both))
     assert proc.returncode == 2 and b"two outputs" in proc.stderr and not both.exists()
     assert data.read_bytes() == before
+
+
+def test_count_on_the_command_line_does_not_import_polars(tmp_path: Path) -> None:
+    # polars takes a few tenths of a second to import: the command line loads it only for the commands
+    # that make tables, and a count makes the frame of its lines only when it is asked for.
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "hello world"}])
+    script = """
+import sys
+from tokenlens.cli import main
+try:
+    main(["count", sys.argv[1], "--no-progress"])
+except SystemExit as e:
+    assert e.code == 0, e.code
+assert "polars" not in sys.modules, "the count command imported polars"
+import tokenlens
+result = tokenlens.count_file(sys.argv[1])
+assert "polars" not in sys.modules, "count_file imported polars"
+assert result.lines["tokens"].to_list() == [2]
+print(tokenlens.scan(sys.argv[1]).summary["tokens"]["total"])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().split()[-1] == "2"

@@ -1,4 +1,8 @@
-"""The typed Python API: thin wrappers that turn engine results into dataclasses and polars frames."""
+"""The typed Python API: thin wrappers that turn engine results into dataclasses and polars frames.
+
+polars is imported where a frame is made, not with the package: it takes a few tenths of a second to
+import, which every command line would pay (`tokenlens count` makes no frame).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
-
-import polars as pl
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Self, TypeAlias
 
 from tokenlens import _core
 from tokenlens._core import Encoding, Progress
+
+if TYPE_CHECKING:
+    import polars as pl
 
 PathLike = str | os.PathLike[str]
 
@@ -67,8 +73,19 @@ class CountResult:
     total: Totals
     #: The first problem lines (up to 10,000), in input order; `total.problems_by_code` counts all.
     problems: list[LineProblem]
-    #: One row per line: file, line, offset, tokens, text_bytes, status, error.
-    lines: pl.DataFrame = field(repr=False)
+    _lines_csv: bytes = field(repr=False)
+    _names: list[str] = field(repr=False)
+
+    @cached_property
+    def lines(self) -> pl.DataFrame:
+        """One row per line (none unless counted with `keep_lines`): file, line, offset, tokens,
+        text_bytes, status, error."""
+        import polars as pl
+
+        schema: TableSchema = {"file": pl.UInt32}
+        schema |= dict.fromkeys(("line", "offset", "tokens", "text_bytes"), pl.UInt64)
+        schema |= {"status": pl.String, "error": pl.String}
+        return _read_table(self._lines_csv, schema, self._names, ["file"])
 
 
 def _encoding(encoding: str | Encoding) -> Encoding:
@@ -87,13 +104,15 @@ def _paths(paths: PathLike | Sequence[PathLike], missing_ok: bool = True) -> lis
 
 
 #: Column names and types of a table that `_core` hands over as CSV.
-TableSchema = dict[str, pl.DataType | type[pl.DataType]]
+TableSchema: TypeAlias = "dict[str, pl.DataType | type[pl.DataType]]"
 
 
 def _read_table(
     csv: bytes, schema: TableSchema, names: list[str], file_columns: Sequence[str]
 ) -> pl.DataFrame:
     """A table that `_core` hands over as CSV, with the input's name for each file index in `file_columns`."""
+    import polars as pl
+
     table = pl.read_csv(io.BytesIO(csv), schema=schema)
     files = pl.Series(names, dtype=pl.String)
     return table.with_columns(**{c: files.gather(table[c]) for c in file_columns})
@@ -132,8 +151,4 @@ def count_file(
     )
     files = [FileTotals._from_core(f) for f in raw["files"]]
     problems = [LineProblem(names[f], line, code, msg) for f, line, code, msg in raw["problems"]]
-    schema: TableSchema = {"file": pl.UInt32}
-    schema |= dict.fromkeys(("line", "offset", "tokens", "text_bytes"), pl.UInt64)
-    schema |= {"status": pl.String, "error": pl.String}
-    lines = _read_table(raw["lines"], schema, names, ["file"])
-    return CountResult(raw["encoding"], files, Totals._from_core(raw["total"]), problems, lines)
+    return CountResult(raw["encoding"], files, Totals._from_core(raw["total"]), problems, raw["lines"], names)

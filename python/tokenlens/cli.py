@@ -1,5 +1,8 @@
 """The `tokenlens` command line. Exit codes: 0 clean, 1 the input has problems, 2 usage or I/O error.
-Reports go to stdout (or stderr when `--json -` takes stdout); progress goes to stderr."""
+Reports go to stdout (or stderr when `--json -` takes stdout); progress goes to stderr.
+
+The report and fix layers (and polars with them) are imported by the commands that use them, so that
+`count`, `--help` and `--version` start in a fraction of the time."""
 
 from __future__ import annotations
 
@@ -10,19 +13,20 @@ import tempfile
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 import click
 
-from tokenlens import _core, bench
+from tokenlens import _core
 from tokenlens.api import DEFAULT_MAX_LINE_BYTES, CountResult, count_file
 from tokenlens.errors import TokenlensError
-from tokenlens.fix import FixResult, dedup, filter_lines, manifest_path
 from tokenlens.models import OwnHardware
-from tokenlens.output import OutputSet, check_outputs, write_json_atomic
+from tokenlens.output import OutputSet, check_outputs, manifest_path, write_json_atomic
 from tokenlens.progress import progress_line
-from tokenlens.report import Report, scan
-from tokenlens.terminal import console, render_scan
+
+if TYPE_CHECKING:
+    from tokenlens.fix import FixResult
+    from tokenlens.report import Report
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 #: The shell's code for a run stopped by Ctrl-C (128 + SIGINT).
@@ -273,6 +277,8 @@ def _encodings(encoding: str | None) -> list[str] | None:
 def _run_scan(
     paths: tuple[str, ...], no_progress: bool, encoding: str | None, format_: str = "auto", **kwargs: Any
 ) -> Report:
+    from tokenlens.report import scan
+
     if list(paths).count("-") > 1:
         fail("stdin (-) can be read only once")
     try:
@@ -558,6 +564,8 @@ def scan_command(
         **_scan_kwargs(audit),
     )
     if not quiet:
+        from tokenlens.terminal import console, render_scan
+
         render_scan(report, console(_report_stream(json_path), color))
     if json_path is not None:
         report.write_json(json_path)
@@ -684,6 +692,8 @@ def dedup_command(
     **config: Any,
 ) -> None:
     """Drop exact and near-duplicate records; keep the rest byte for byte, in order."""
+    from tokenlens.fix import dedup
+
     if not exact_only:
         print(
             f"detection probability ({config['bands']} bands x {config['rows']} rows): "
@@ -735,6 +745,8 @@ def filter_command(
     **audit: Any,
 ) -> None:
     """Keep the lines that pass the filters, byte for byte, in order."""
+    from tokenlens.fix import filter_lines
+
     kwargs = _scan_kwargs(audit)
     kwargs["format"] = kwargs.pop("format_")
     work = partial(
@@ -949,6 +961,8 @@ def bench_command(
     with tempfile.TemporaryDirectory(prefix="tokenlens-bench-") as scratch:
         where = Path(directory or scratch)
         where.mkdir(parents=True, exist_ok=True)
+        from tokenlens import bench
+
         results = bench.run(where, mb, threads, encoding, seed, not no_peers, note, rounds)
     out = _report_stream(json_path)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())

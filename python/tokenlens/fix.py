@@ -19,7 +19,7 @@ from tokenlens import _core
 from tokenlens._core import Progress
 from tokenlens.api import DEFAULT_MAX_LINE_BYTES, PathLike, TableSchema, _encoding, _paths, _read_table
 from tokenlens.errors import InvalidInputError
-from tokenlens.output import OutputSet, check_outputs, outputs_together
+from tokenlens.output import OutputSet, check_outputs, manifest_path, outputs_together
 from tokenlens.report import Report, scan
 
 
@@ -103,10 +103,6 @@ class FixResult:
                     f.write(separator + row)
                     separator = ",\n    "
             f.write("\n  ]\n}\n")
-
-
-def manifest_path(output: str) -> str:
-    return f"{output}.manifest.json"
 
 
 def _check_outputs(names: list[str], outputs: list[str], force: bool) -> None:

@@ -18,6 +18,11 @@ from tokenlens import _core
 from tokenlens.errors import InvalidInputError
 
 
+def manifest_path(output: str) -> str:
+    """Where the manifest of a fixed dataset `output` goes: beside it."""
+    return f"{output}.manifest.json"
+
+
 def check_outputs(outputs: list[str | None], inputs: list[str], force: bool) -> None:
     """Refuses an output that is one of the inputs, that is named twice, or that exists already
     (unless `force`)."""
