@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import signal
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tiktoken
@@ -34,3 +37,10 @@ def reference_encoding(name: str) -> tiktoken.Encoding:
         mergeable_ranks=ranks,
         special_tokens=ours.special_tokens,
     )
+
+
+def interruptible(args: list[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """Starts `args` with Ctrl-C (SIGINT) at its default, for the tests that send it one: a child
+    inherits an ignored SIGINT, as when the test suite itself runs as a background job, and Python
+    then leaves it ignored."""
+    return subprocess.Popen(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen)

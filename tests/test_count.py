@@ -18,7 +18,7 @@ import tokenlens
 import zstandard
 from tokenlens._core import Progress
 
-from tests.conftest import SAMPLE, reference_encoding
+from tests.conftest import SAMPLE, interruptible, reference_encoding
 
 CLI = [sys.executable, "-m", "tokenlens"]
 
@@ -177,7 +177,7 @@ def test_ctrl_c_stops_a_long_run_promptly(tmp_path: Path, source: str) -> None:
     # A file that takes a while to count, or a pipe that never ends: either way Ctrl-C stops the run.
     path = write_slow_jsonl(tmp_path / "big.jsonl", 40_000)
     args = [str(path)] if source == "file" else ["-"]
-    proc = subprocess.Popen(
+    proc = interruptible(
         [*CLI, "count", *args, "--threads", "1"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -211,7 +211,7 @@ print("counting", flush=True)
 encoding.count_batch(texts, threads={threads})
 print("finished", flush=True)
 """
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = interruptible([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"counting\n"
     time.sleep(1)

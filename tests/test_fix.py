@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from tokenlens.fix import chunk, dedup, filter_lines, split
 from tokenlens.report import scan
 
-from tests.conftest import reference_encoding, shared_file
+from tests.conftest import interruptible, reference_encoding, shared_file
 from tests.test_count import CLI, run_cli
 
 WORDS = [
@@ -448,7 +448,7 @@ def test_ctrl_c_leaves_no_partial_output(tmp_path: Path, command: str) -> None:
             )
     out = tmp_path / "out.jsonl.gz"  # compressing makes the write phase long enough to catch
     args = ["--drop-invalid"] if command == "filter" else ["--exact-only"]
-    proc = subprocess.Popen(
+    proc = interruptible(
         [*CLI, command, str(src), "-o", str(out), "--threads", "4", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
