@@ -943,6 +943,8 @@ def bench_command(
     """Measure tokenlens, and the peers that are installed (tiktoken, toktok-rs, quicktok-v1, gigatoken),
     on a corpus generated here, at the same thread counts, in turns (the median of --rounds rounds);
     every peer's total is checked against tokenlens's. Exit 1 when one differs."""
+    from tokenlens import bench
+
     if encoding not in _core.BUILTIN_ENCODINGS:
         fail(f"--encoding must be one of {', '.join(_core.BUILTIN_ENCODINGS)}")
     cpus = os.cpu_count() or 1
@@ -961,8 +963,6 @@ def bench_command(
     with tempfile.TemporaryDirectory(prefix="tokenlens-bench-") as scratch:
         where = Path(directory or scratch)
         where.mkdir(parents=True, exist_ok=True)
-        from tokenlens import bench
-
         results = bench.run(where, mb, threads, encoding, seed, not no_peers, note, rounds)
     out = _report_stream(json_path)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
