@@ -1001,6 +1001,7 @@ fn sort_by_hash(pairs: &mut [(u64, u32)], scratch: &mut Vec<(u64, u32)>) {
         return;
     }
     let bucket = |key: u64| (key >> (64 - bits)) as usize;
+    // Counts and places fit u32: records are numbered in u32 (`DedupIndex::add`).
     let mut next = vec![0u32; (1 << bits) + 1];
     for &(key, _) in pairs.iter() {
         next[bucket(key) + 1] += 1;
