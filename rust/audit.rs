@@ -136,11 +136,19 @@ impl Format {
         Format::ALL.into_iter().find(|f| f.name() == name)
     }
 
+    /// The top-level keys that [`Format::detect`] looks at.
+    pub const KEYS: [&'static str; 6] =
+        ["messages", "input", "preferred_output", "non_preferred_output", "prompt", "completion"];
+
     /// The format a record is in: `messages` makes it chat; `input` with `preferred_output` or
     /// `non_preferred_output` a preference record; `prompt` or `completion` a completion record;
     /// anything else a text record.
     pub fn detect(record: &Map<String, Value>) -> Format {
-        let has = |key: &str| record.contains_key(key);
+        Format::from_keys(|key| record.contains_key(key))
+    }
+
+    /// [`Format::detect`] for a record that has the keys of [`Format::KEYS`] for which `has` is true.
+    pub fn from_keys(has: impl Fn(&str) -> bool) -> Format {
         if has("messages") {
             Format::Chat
         } else if has("input") && (has("preferred_output") || has("non_preferred_output")) {
@@ -230,6 +238,21 @@ impl RecordAudit {
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
     }
+
+    fn empty(format: Format) -> RecordAudit {
+        RecordAudit {
+            format,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            n_messages: 0,
+            total_tokens: 0,
+            trainable_tokens: 0,
+            content_tokens: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            label: None,
+        }
+    }
 }
 
 /// Validates `record` and counts its tokens (see [`RecordAudit`]).
@@ -239,18 +262,7 @@ pub fn audit_record(
     counter: &mut Counter,
 ) -> RecordAudit {
     let format = options.format.unwrap_or_else(|| Format::detect(record));
-    let mut audit = RecordAudit {
-        format,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-        n_messages: 0,
-        total_tokens: 0,
-        trainable_tokens: 0,
-        content_tokens: 0,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        label: None,
-    };
+    let mut audit = RecordAudit::empty(format);
     let mut tally = Tally { counter, failure: None, special: None };
     match format {
         Format::Chat => audit_chat(record, &mut tally, &mut audit),
@@ -265,21 +277,19 @@ pub fn audit_record(
             _ => None,
         });
     }
-    if let Some(message) = tally.failure {
-        audit.errors.push(Problem::new(codes::TOKENIZER_FAILED, message));
-    }
-    if let Some(limit) = options.context_limit.filter(|&limit| audit.total_tokens > limit) {
-        audit.warnings.push(Problem::new(
-            codes::TOO_LONG,
-            format!(
-                "{} tokens, over the context limit of {limit}: the example would be truncated",
-                audit.total_tokens
-            ),
-        ));
-    }
-    if let Some(message) = tally.special {
-        audit.warnings.push(Problem::new(codes::SPECIAL_TOKEN_TEXT, message));
-    }
+    tally.conclude(options, &mut audit);
+    audit
+}
+
+/// What [`audit_record`] makes of a record in the text format whose text field is the string
+/// `text`: the same audit, for a reader that found the field without building the record. Not for
+/// options with a label field.
+pub fn audit_text_field(text: &str, options: &AuditOptions, counter: &mut Counter) -> RecordAudit {
+    debug_assert!(options.label_field.is_none() && matches!(options.format, None | Some(Format::Text)));
+    let mut audit = RecordAudit::empty(Format::Text);
+    let mut tally = Tally { counter, failure: None, special: None };
+    count_text_field(text, &options.text_field, &mut tally, &mut audit);
+    tally.conclude(options, &mut audit);
     audit
 }
 
@@ -485,19 +495,23 @@ fn audit_completion(record: &Map<String, Value>, tally: &mut Tally, audit: &mut 
 }
 
 fn audit_text(record: &Map<String, Value>, path: &[String], tally: &mut Tally, audit: &mut RecordAudit) {
-    let name = path.join(".");
+    let name = || path.join(".");
     match lookup(record, path) {
-        Some(Value::String(text)) => {
-            audit.total_tokens = tally.count(text, || name.clone());
-            audit.content_tokens = audit.total_tokens;
-            audit.trainable_tokens = audit.total_tokens;
-        }
+        Some(Value::String(text)) => count_text_field(text, path, tally, audit),
         Some(other) => {
+            let name = name();
             let message = format!("field {name:?} is {}, not a string", json_type(other));
             error(&mut audit.errors, codes::FIELD_NOT_STRING, message);
         }
-        None => error(&mut audit.errors, codes::FIELD_MISSING, format!("no field {name:?}")),
+        None => error(&mut audit.errors, codes::FIELD_MISSING, format!("no field {:?}", name())),
     }
+}
+
+/// The tokens of a text record whose field at `path` is `text`.
+fn count_text_field(text: &str, path: &[String], tally: &mut Tally, audit: &mut RecordAudit) {
+    audit.total_tokens = tally.count(text, || path.join("."));
+    audit.content_tokens = audit.total_tokens;
+    audit.trainable_tokens = audit.total_tokens;
 }
 
 /// An assistant message whose `weight` is not 0 (a missing or invalid weight trains).
@@ -835,6 +849,25 @@ struct Tally<'c> {
 }
 
 impl Tally<'_> {
+    /// Adds the problems found while counting, and the context-limit warning.
+    fn conclude(self, options: &AuditOptions, audit: &mut RecordAudit) {
+        if let Some(message) = self.failure {
+            audit.errors.push(Problem::new(codes::TOKENIZER_FAILED, message));
+        }
+        if let Some(limit) = options.context_limit.filter(|&limit| audit.total_tokens > limit) {
+            audit.warnings.push(Problem::new(
+                codes::TOO_LONG,
+                format!(
+                    "{} tokens, over the context limit of {limit}: the example would be truncated",
+                    audit.total_tokens
+                ),
+            ));
+        }
+        if let Some(message) = self.special {
+            audit.warnings.push(Problem::new(codes::SPECIAL_TOKEN_TEXT, message));
+        }
+    }
+
     /// The tokens of `text`, found at `at()`; 0 if the tokenizer fails.
     fn count(&mut self, text: &str, at: impl Fn() -> String) -> u64 {
         if self.special.is_none() {
@@ -1397,6 +1430,36 @@ mod tests {
             audit(&bad[0]).warnings[0].message,
             "messages[2].content contains \"<|endoftext|>\", which looks like a special token"
         );
+    }
+
+    #[test]
+    fn a_text_field_read_alone_is_audited_as_its_record() {
+        let texts = [
+            "",
+            "hello world",
+            "tail <|endoftext|> and <|im_start|>",
+            r"e\u0301 \ud83d\ude00 \u0000 \t\n  x \\",
+            "a <| b |> c",
+        ];
+        let options = [
+            AuditOptions::default(),
+            AuditOptions { context_limit: Some(2), ..AuditOptions::default() },
+            AuditOptions { format: Some(Format::Text), ..AuditOptions::default() },
+            AuditOptions { text_field: parse_path("meta.body"), ..AuditOptions::default() },
+        ];
+        let mut counter = counter();
+        for text in texts {
+            for options in &options {
+                let line = match options.text_field.as_slice() {
+                    [key] => format!(r#"{{"id": 1, "{key}": "{text}"}}"#),
+                    _ => format!(r#"{{"meta": {{"body": "{text}"}}}}"#),
+                };
+                let record = record(&line);
+                let Some(Value::String(text)) = lookup(&record, &options.text_field) else { unreachable!() };
+                let alone = audit_text_field(text, options, &mut counter);
+                assert_eq!(alone, audit_record(&record, options, &mut counter), "{line} {options:?}");
+            }
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! The fast path of `count`: the texts of a record line, read in one pass over its bytes without
-//! building the record, and without allocating once the worker's buffers have grown.
+//! The fast path of `count`, and of `scan` on text records: the texts of a record line, read in one
+//! pass over its bytes without building the record, and without allocating once the worker's
+//! buffers have grown.
 //!
-//! [`record::parse_line`] and [`TextSpec::for_each_text`] stay the definition of a line's verdict; this
-//! only answers for the lines they accept as a record with texts, and gives up (`None`) on anything
-//! else, which the caller then hands to them for the verdict and its message. It reads strict JSON
+//! [`record::parse_line`], [`TextSpec::for_each_text`] and [`Format::detect`] stay the definition of
+//! a line's verdict; this only answers for the lines they accept as a record with texts (or as a
+//! text record with its field), and gives up (`None`) on anything else, which the caller then hands
+//! to them for the verdict and its message. It reads strict JSON
 //! (RFC 8259: no trailing commas, no leading zeros, no raw control characters in strings) and gives up
 //! wherever serde_json's answer takes more than the grammar to know: numbers that might be out of
 //! `f64` range, escapes of surrogates that are not a pair, objects with many keys. Every
@@ -12,6 +14,7 @@
 
 use std::ops::Range;
 
+use crate::audit::Format;
 use crate::record::{self, TextSpec};
 
 /// Objects with more keys than this go to the slow path (duplicate checks here are quadratic).
@@ -56,6 +59,37 @@ impl QuickTexts {
         line: &'a [u8],
         spec: &TextSpec,
     ) -> Option<impl Iterator<Item = &'a str> + 'a> {
+        let (text, ()) = self.read(line_number, line, spec, |reader| reader.choose_texts())?;
+        let unescaped = self.unescaped.as_str();
+        Some(self.texts.iter().map(move |span| span.value(text, unescaped)))
+    }
+
+    /// The text of a line that `parse_line` would give as a record in the text format
+    /// ([`Format::detect`]) whose field `field` (a [`TextSpec::Field`]) is a string; `None` otherwise.
+    pub fn text_field<'a>(
+        &'a mut self,
+        line_number: u64,
+        line: &'a [u8],
+        field: &TextSpec,
+    ) -> Option<&'a str> {
+        let (text, span) = self.read(line_number, line, field, |reader| {
+            let has = |key: &str| {
+                Format::KEYS.iter().position(|k| *k == key).is_some_and(|i| reader.format_keys >> i & 1 == 1)
+            };
+            (Format::from_keys(has) == Format::Text).then_some(reader.text_field?)
+        })?;
+        Some(span.value(text, &self.unescaped))
+    }
+
+    /// Reads the line for `spec`, then gives what `conclude` makes of the reader at its end, with
+    /// the line's text.
+    fn read<'l, R>(
+        &mut self,
+        line_number: u64,
+        line: &'l [u8],
+        spec: &TextSpec,
+        conclude: impl FnOnce(Reader<'l, '_>) -> Option<R>,
+    ) -> Option<(&'l str, R)> {
         let line = match line.strip_prefix(record::UTF8_BOM) {
             Some(rest) if line_number == 1 => rest,
             Some(_) => return None,
@@ -75,15 +109,14 @@ impl QuickTexts {
             text_field: None,
             prompt: None,
             completion: None,
+            format_keys: 0,
         };
         reader.value(Role::Record, 0)?;
         reader.skip_whitespace();
         if reader.at != line.len() {
             return None;
         }
-        reader.choose_texts()?;
-        let unescaped = self.unescaped.as_str();
-        Some(self.texts.iter().map(move |span| span.value(text, unescaped)))
+        Some((text, conclude(reader)?))
     }
 }
 
@@ -154,9 +187,12 @@ struct Reader<'l, 'b> {
     buffers: &'b mut QuickTexts,
     /// `messages` is a list (Auto), or the field is there.
     has_texts: bool,
+    /// The record's `text` (Auto), or the field (Field), when it is a string.
     text_field: Option<Span>,
     prompt: Option<Span>,
     completion: Option<Span>,
+    /// The record's keys among [`Format::KEYS`], a bit each.
+    format_keys: u8,
 }
 
 impl Reader<'_, '_> {
@@ -219,6 +255,7 @@ impl Reader<'_, '_> {
             Role::Content | Role::PartText | Role::FieldItem => self.buffers.texts.push(string),
             Role::Field => {
                 self.has_texts = true;
+                self.text_field = Some(string.clone());
                 self.buffers.texts.push(string);
             }
             Role::Text => self.text_field = Some(string),
@@ -259,7 +296,12 @@ impl Reader<'_, '_> {
             if keys.len() >= MAX_QUICK_KEYS || keys.iter().any(|k| self.resolve(k) == name) {
                 return None;
             }
+            let format_key =
+                if role == Role::Record { Format::KEYS.iter().position(|k| *k == name) } else { None };
             let child = role.child(name, self.spec);
+            if let Some(i) = format_key {
+                self.format_keys |= 1 << i;
+            }
             self.buffers.keys.push(key);
             if self.next_token()? != b':' {
                 return None;
@@ -544,8 +586,10 @@ mod tests {
     /// A random JSON-like line: mostly records with the keys the specs look at (and values of the
     /// shapes they look for, or not), escapes, duplicates and (sometimes) a broken byte or a BOM.
     fn random_line(random: &mut impl FnMut(usize) -> usize) -> Vec<u8> {
-        const KEYS: [&str; 12] = [
+        const KEYS: [&str; 14] = [
             "messages",
+            "input",
+            "preferred_output",
             "content",
             "text",
             "prompt",
@@ -730,5 +774,54 @@ mod tests {
         }
         // The generator must make records with texts often enough for this to mean something.
         assert!(records > 4_000, "only {records} of 160,000 have texts");
+    }
+
+    #[test]
+    fn random_lines_give_the_field_of_text_records_as_the_slow_path() {
+        let mut random = crate::testing::xorshift(0x2545_F491_4F6C_DD1D);
+        let mut quick = QuickTexts::default();
+        let mut found = 0;
+        for _ in 0..40_000 {
+            let mut line = random_line(&mut random);
+            // Often a field that is a string, for the rest of the record to decide.
+            if line.first() == Some(&b'{') && random(2) == 0 {
+                let field = [&br#""text": "t\u00e9", "#[..], br#""meta": {"body": "b"}, "#][random(2)];
+                line.splice(1..1, field.iter().copied());
+            }
+            let line_number = 1 + random(2) as u64;
+            for path in [&["text"][..], &["meta", "body"]] {
+                let path: Vec<String> = path.iter().map(|key| key.to_string()).collect();
+                let slow = match parse_line(line_number, &line) {
+                    Parsed::Record(record) if Format::detect(&record) == Format::Text => {
+                        let field = path[1..].iter().fold(record.get(&path[0]), |v, key| v?.get(key));
+                        field.and_then(serde_json::Value::as_str).map(String::from)
+                    }
+                    _ => None,
+                };
+                let fast =
+                    quick.text_field(line_number, &line, &TextSpec::Field(path.clone())).map(String::from);
+                assert_eq!(fast, slow, "{path:?} on line {line_number} {:?}", String::from_utf8_lossy(&line));
+                found += usize::from(slow.is_some());
+            }
+        }
+        assert!(found > 3_000, "only {found} of 80,000 are text records with the field");
+    }
+
+    #[test]
+    fn records_of_other_formats_have_no_text_field() {
+        let field = TextSpec::parse(Some("text"));
+        let mut quick = QuickTexts::default();
+        for line in [
+            r#"{"text": "t", "messages": 1}"#,
+            r#"{"text": "t", "prompt": null}"#,
+            r#"{"completion": [], "text": "t"}"#,
+            r#"{"text": "t", "input": {}, "non_preferred_output": []}"#,
+            r#"{"text": ["t"]}"#,
+        ] {
+            assert_eq!(quick.text_field(1, line.as_bytes(), &field), None, "{line}");
+        }
+        for line in [r#"{"text": "t", "input": {}}"#, r#"{"preferred_output": 1, "text": "t"}"#] {
+            assert_eq!(quick.text_field(1, line.as_bytes(), &field), Some("t"), "{line}");
+        }
     }
 }

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use crate::audit::{audit_record, codes as audit_codes, AuditOptions, RecordAudit, MIN_EXAMPLES};
+use crate::audit::{
+    audit_record, audit_text_field, codes as audit_codes, AuditOptions, Format, RecordAudit, MIN_EXAMPLES,
+};
 use crate::dedup::{
     cluster, detection_table, read_minhashes, resolve, DedupConfig, DedupIndex, DedupOptions, DedupResult,
     Diversity, RecordOutcome, RecordSignature, SignWorker,
@@ -16,6 +18,7 @@ use crate::dedup::{
 use crate::error::Error;
 use crate::interned::{self, Label};
 use crate::pipeline::{run, Event, Kernel, RunOptions};
+use crate::quick_texts::QuickTexts;
 use crate::reader::{LinesChunk, Source};
 use crate::record::{codes, parse_line, Parsed, Problem, TextSpec};
 use crate::stats::{
@@ -36,11 +39,21 @@ struct ProblemList {
 }
 
 impl ProblemList {
-    fn note(&mut self, located: Located) {
-        let seen = self.per_code.entry(located.problem.code).or_default();
+    /// Counts a problem of `code` at `file:line`, and keeps it if it is among the first of its
+    /// code. `message` is made only then: most problems of a large file are past the kept ones.
+    fn note(
+        &mut self,
+        file: usize,
+        line: u64,
+        severity: Label,
+        code: Label,
+        message: impl FnOnce() -> String,
+    ) {
+        let seen = self.per_code.entry(code).or_default();
         *seen += 1;
         if *seen <= MAX_REPORTED_PER_CODE {
-            self.kept.push(located);
+            let problem = Problem { code, message: message() };
+            self.kept.push(Located { file, line, severity, problem });
         }
     }
 
@@ -143,6 +156,9 @@ struct ScanKernel<'a> {
     diversity: &'a Mutex<Diversity>,
     /// The audit options of the other encodings, which count tokens only: no context-limit warning.
     token_only: AuditOptions,
+    /// The text field as a [`TextSpec::Field`], when the options let text records be read without
+    /// building them (no other format forced, no label field).
+    quick_text_field: Option<TextSpec>,
     /// The index of the first source among all the files of the run (not 0 for a shard), so that
     /// sampling picks the same lines however the input is split.
     first_file: usize,
@@ -151,6 +167,30 @@ struct ScanKernel<'a> {
 struct ScanWorker<'a> {
     counters: Vec<Counter>,
     signer: Option<SignWorker<'a>>,
+    quick: QuickTexts,
+}
+
+/// A record as scan reads it: a text record's text field, found without building the record, or
+/// the whole record. Both give the same audit and signature.
+enum ScanRecord<'l> {
+    TextField(&'l str),
+    Object(Map<String, Value>),
+}
+
+impl ScanRecord<'_> {
+    fn audit(&self, options: &AuditOptions, counter: &mut Counter) -> RecordAudit {
+        match self {
+            ScanRecord::TextField(text) => audit_text_field(text, options, counter),
+            ScanRecord::Object(record) => audit_record(record, options, counter),
+        }
+    }
+
+    fn sign(&self, signer: &mut SignWorker, spec: &TextSpec) -> Option<RecordSignature> {
+        match self {
+            ScanRecord::TextField(text) => Some(signer.sign_text(text)),
+            ScanRecord::Object(record) => signer.sign_record(record, spec).ok(),
+        }
+    }
 }
 
 impl<'a> Kernel for ScanKernel<'a> {
@@ -161,38 +201,47 @@ impl<'a> Kernel for ScanKernel<'a> {
         ScanWorker {
             counters: self.encodings.iter().map(|e| e.counter(false)).collect(),
             signer: self.dedup.map(|d| SignWorker::new(&d.config, self.diversity)),
+            quick: QuickTexts::default(),
         }
     }
 
     fn process(&self, worker: &mut ScanWorker<'a>, chunk: &LinesChunk) -> Vec<RecordRow> {
-        let counters = &mut worker.counters;
+        let ScanWorker { counters, signer, quick } = worker;
         let mut rows = Vec::new();
         chunk.for_each_line(|line, offset, bytes| {
             let mut row = RecordRow::new(chunk.file, line, RowStatus::Valid);
-            let parsed = parse_line(line, bytes);
+            let quick_text =
+                self.quick_text_field.as_ref().and_then(|field| quick.text_field(line, bytes, field));
+            let parsed = match quick_text {
+                Some(text) => Ok(ScanRecord::TextField(text)),
+                None => match parse_line(line, bytes) {
+                    Parsed::Record(record) => Ok(ScanRecord::Object(record)),
+                    not_a_record => Err(not_a_record),
+                },
+            };
             let file = self.first_file + chunk.file;
-            if !matches!(parsed, Parsed::Blank) && !in_sample(self.options.sample, file, offset) {
+            if !matches!(parsed, Err(Parsed::Blank)) && !in_sample(self.options.sample, file, offset) {
                 row.status = RowStatus::Skipped;
                 rows.push(row);
                 return;
             }
             match parsed {
-                Parsed::Blank => row.status = RowStatus::Blank,
-                Parsed::Invalid(problem) => {
+                Err(Parsed::Invalid(problem)) => {
                     row.status = RowStatus::Invalid;
                     row.line_problem = Some(problem);
                 }
-                Parsed::Record(record) => {
-                    let audit = audit_record(&record, &self.options.audit, &mut counters[0]);
+                Err(_) => row.status = RowStatus::Blank,
+                Ok(record) => {
+                    let audit = record.audit(&self.options.audit, &mut counters[0]);
                     row.other_tokens = counters[1..]
                         .iter_mut()
-                        .map(|c| audit_record(&record, &self.token_only, c).total_tokens)
+                        .map(|c| record.audit(&self.token_only, c).total_tokens)
                         .collect();
                     row.status = if audit.is_valid() { RowStatus::Valid } else { RowStatus::Invalid };
                     if let (RowStatus::Valid, Some(signer), Some(d)) =
-                        (&row.status, &mut worker.signer, self.dedup)
+                        (&row.status, signer.as_mut(), self.dedup)
                     {
-                        row.signature = signer.sign_record(&record, &d.text).ok();
+                        row.signature = record.sign(signer, &d.text);
                     }
                     row.audit = Some(audit);
                 }
@@ -421,12 +470,16 @@ fn collect(
     let dedup = dedup_options(options);
     let diversity = Mutex::new(Diversity::default());
     let token_only = AuditOptions { context_limit: None, ..options.audit.clone() };
+    let audit = &options.audit;
+    let quick_text_field = (audit.label_field.is_none() && matches!(audit.format, None | Some(Format::Text)))
+        .then(|| TextSpec::Field(audit.text_field.clone()));
     let kernel = ScanKernel {
         encodings,
         options,
         dedup: dedup.as_ref(),
         diversity: &diversity,
         token_only,
+        quick_text_field,
         first_file,
     };
     let mut state = ScanState::new(sources.len(), encodings.len(), options, for_shard);
@@ -536,7 +589,7 @@ impl ScanState {
         tally.lines += 1;
         tally.invalid += 1;
         *tally.errors.entry(problem.code).or_default() += 1;
-        self.problems.note(Located { file, line, severity: "error", problem: problem.clone() });
+        self.problems.note(file, line, "error", problem.code, || problem.message.clone());
         if self.keep_records {
             let mut row = RecordRow::new(file, line, RowStatus::Invalid);
             row.line_problem = Some(problem);
@@ -568,12 +621,7 @@ impl ScanState {
         for (severity, problem) in found {
             let counts = if severity == "error" { &mut tally.errors } else { &mut tally.warnings };
             *counts.entry(problem.code).or_default() += 1;
-            self.problems.note(Located {
-                file: row.file,
-                line: row.line,
-                severity,
-                problem: problem.clone(),
-            });
+            self.problems.note(row.file, row.line, severity, problem.code, || problem.message.clone());
         }
         if let Some(audit) = row.audit.as_ref().filter(|_| row.status == RowStatus::Valid) {
             *self.formats.entry(audit.format.name()).or_default() += 1;
@@ -676,13 +724,8 @@ impl ScanState {
                     let (first_file, first_line) = places[first as usize];
                     let tally = &mut files[*file as usize];
                     *tally.warnings.entry(audit_codes::DUPLICATE).or_default() += 1;
-                    let message = format!("same text as {}:{first_line}", names[first_file as usize]);
-                    let problem = Problem::new(audit_codes::DUPLICATE, message);
-                    problems.note(Located {
-                        file: *file as usize,
-                        line: *line,
-                        severity: "warning",
-                        problem,
+                    problems.note(*file as usize, *line, "warning", audit_codes::DUPLICATE, || {
+                        format!("same text as {}:{first_line}", names[first_file as usize])
                     });
                 }
                 if options.keep_records {
@@ -720,12 +763,11 @@ impl ScanState {
         // File-level warnings.
         for (file, tally) in files.iter_mut().enumerate() {
             if tally.valid + tally.invalid > 0 && tally.valid < MIN_EXAMPLES && options.sample.is_none() {
-                let problem = Problem::new(
-                    audit_codes::TOO_FEW_EXAMPLES,
-                    format!("{} valid examples; fine-tuning needs at least {MIN_EXAMPLES}", tally.valid),
-                );
-                *tally.warnings.entry(problem.code).or_default() += 1;
-                problems.note(Located { file, line: 0, severity: "warning", problem });
+                let code = audit_codes::TOO_FEW_EXAMPLES;
+                *tally.warnings.entry(code).or_default() += 1;
+                problems.note(file, 0, "warning", code, || {
+                    format!("{} valid examples; fine-tuning needs at least {MIN_EXAMPLES}", tally.valid)
+                });
             }
         }
 
