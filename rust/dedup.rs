@@ -915,6 +915,13 @@ impl DedupIndex {
         // Clusters: id = smallest record index; size counts exact duplicates of members too.
         let CandidateSignatures { records: candidates, values, .. } = sigs;
         drop(values);
+        let mut copies = vec![0u64; candidates.len()];
+        for &first in exact_of.iter().filter(|&&f| f != NONE) {
+            let pos = position[first as usize];
+            if pos != u32::MAX {
+                copies[pos as usize] += 1;
+            }
+        }
         let mut root_min = vec![u64::MAX; candidates.len()];
         let mut root_size = vec![0u64; candidates.len()];
         let mut root_best = vec![usize::MAX; candidates.len()];
@@ -922,7 +929,7 @@ impl DedupIndex {
         for (pos, &record) in candidates.iter().enumerate() {
             let root = sets.find(pos);
             root_min[root] = root_min[root].min(record);
-            root_size[root] += 1;
+            root_size[root] += 1 + copies[pos];
             distinct[root] += 1;
             let best = root_best[root];
             let better = best == usize::MAX
@@ -937,18 +944,14 @@ impl DedupIndex {
                 root_best[root] = pos;
             }
         }
-        let cluster_root = |record: u64, sets: &mut UnionFind| -> Option<usize> {
-            let pos = position[record as usize];
+        drop(copies);
+        let mut cluster_root = |record: usize| -> Option<usize> {
+            let pos = position[record];
             let root = sets.find((pos != u32::MAX).then_some(pos as usize)?);
             (distinct[root] >= 2).then_some(root)
         };
-        for &first in exact_of.iter().filter(|&&f| f != NONE) {
-            if let Some(root) = cluster_root(first, &mut sets) {
-                root_size[root] += 1;
-            }
-        }
 
-        let mut records = Vec::with_capacity(n);
+        let mut records: Vec<RecordOutcome> = Vec::with_capacity(n);
         let mut summary = DedupSummary {
             records: n as u64,
             near_searched,
@@ -958,26 +961,27 @@ impl DedupIndex {
             ..Default::default()
         };
         for (index, (&exact, &chars)) in exact_of.iter().zip(&n_chars).enumerate() {
-            let exact_dup_of = (exact != NONE).then_some(exact);
-            let own = exact_dup_of.unwrap_or(index as u64);
             let mut outcome = RecordOutcome {
                 n_chars: chars,
-                exact_dup_of,
+                exact_dup_of: None,
                 cluster: None,
                 cluster_size: 0,
                 is_representative: false,
             };
-            if let Some(root) = cluster_root(own, &mut sets) {
+            if exact != NONE {
+                // A copy is in the cluster of the first record with its text, and never represents it.
+                let first = &records[exact as usize];
+                outcome.exact_dup_of = Some(exact);
+                outcome.cluster = first.cluster;
+                outcome.cluster_size = first.cluster_size;
+            } else if let Some(root) = cluster_root(index) {
                 outcome.cluster = Some(root_min[root]);
                 outcome.cluster_size = root_size[root];
-                outcome.is_representative =
-                    exact_dup_of.is_none() && candidates[root_best[root]] == index as u64;
-                summary.records_in_clusters += 1;
-                if outcome.is_representative {
-                    summary.near_dup_clusters += 1;
-                }
+                outcome.is_representative = candidates[root_best[root]] == index as u64;
+                summary.near_dup_clusters += u64::from(outcome.is_representative);
             }
-            summary.exact_duplicates += u64::from(exact_dup_of.is_some());
+            summary.records_in_clusters += u64::from(outcome.cluster.is_some());
+            summary.exact_duplicates += u64::from(outcome.exact_dup_of.is_some());
             summary.removed += u64::from(outcome.removed());
             records.push(outcome);
         }

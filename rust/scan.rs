@@ -882,25 +882,25 @@ const LISTED_CLUSTER_LINES: usize = 10;
 
 /// The largest clusters, biggest first: size and the first lines (file, line) of each.
 fn largest_clusters(places: &[(u32, u64)], outcomes: &[RecordOutcome], names: &[String]) -> Value {
-    let mut members: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    // Each cluster has one representative, which carries the cluster's size.
+    let mut largest: Vec<(u64, u64)> = outcomes
+        .iter()
+        .filter(|outcome| outcome.is_representative)
+        .filter_map(|outcome| Some((outcome.cluster?, outcome.cluster_size)))
+        .collect();
+    largest.sort_unstable_by_key(|&(id, size)| (std::cmp::Reverse(size), id));
+    largest.truncate(LISTED_CLUSTERS);
+    let mut lines: BTreeMap<u64, Vec<Value>> = largest.iter().map(|&(id, _)| (id, Vec::new())).collect();
     for (i, outcome) in outcomes.iter().enumerate() {
-        if let Some(cluster) = outcome.cluster {
-            members.entry(cluster).or_default().push(i);
+        if let Some(listed) = outcome.cluster.and_then(|id| lines.get_mut(&id)) {
+            if listed.len() < LISTED_CLUSTER_LINES {
+                listed.push(json!([names[places[i].0 as usize], places[i].1]));
+            }
         }
     }
-    let mut clusters: Vec<(u64, Vec<usize>)> = members.into_iter().collect();
-    clusters.sort_by_key(|(id, m)| (std::cmp::Reverse(m.len()), *id));
-    let listed: Vec<Value> = clusters
+    let listed: Vec<Value> = largest
         .iter()
-        .take(LISTED_CLUSTERS)
-        .map(|(id, m)| {
-            let lines: Vec<Value> = m
-                .iter()
-                .take(LISTED_CLUSTER_LINES)
-                .map(|&i| json!([names[places[i].0 as usize], places[i].1]))
-                .collect();
-            json!({"cluster": id, "size": m.len(), "lines": lines})
-        })
+        .map(|(id, size)| json!({"cluster": id, "size": size, "lines": lines.remove(id)}))
         .collect();
     json!(listed)
 }
