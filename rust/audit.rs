@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use crate::interned::Label;
 use crate::record::{for_each_content_text, json_type, Problem};
 use crate::tokenizer::Counter;
 
@@ -255,15 +256,18 @@ impl RecordAudit {
     }
 }
 
-/// Validates `record` and counts its tokens (see [`RecordAudit`]).
+/// Validates `record` and counts its tokens (see [`RecordAudit`]). Warnings of the codes in `quiet`
+/// get an empty message: a caller that keeps the messages of only the first warnings of each code
+/// need not write the others (on some datasets, nearly every record has a warning).
 pub fn audit_record(
     record: &Map<String, Value>,
     options: &AuditOptions,
+    quiet: &[Label],
     counter: &mut Counter,
 ) -> RecordAudit {
     let format = options.format.unwrap_or_else(|| Format::detect(record));
     let mut audit = RecordAudit::empty(format);
-    let mut tally = Tally { counter, failure: None, special: None };
+    let mut tally = Tally { counter, quiet, failure: None, special: None };
     match format {
         Format::Chat => audit_chat(record, &mut tally, &mut audit),
         Format::Preference => audit_preference(record, &mut tally, &mut audit),
@@ -284,10 +288,15 @@ pub fn audit_record(
 /// What [`audit_record`] makes of a record in the text format whose text field is the string
 /// `text`: the same audit, for a reader that found the field without building the record. Not for
 /// options with a label field.
-pub fn audit_text_field(text: &str, options: &AuditOptions, counter: &mut Counter) -> RecordAudit {
+pub fn audit_text_field(
+    text: &str,
+    options: &AuditOptions,
+    quiet: &[Label],
+    counter: &mut Counter,
+) -> RecordAudit {
     debug_assert!(options.label_field.is_none() && matches!(options.format, None | Some(Format::Text)));
     let mut audit = RecordAudit::empty(Format::Text);
-    let mut tally = Tally { counter, failure: None, special: None };
+    let mut tally = Tally { counter, quiet, failure: None, special: None };
     count_text_field(text, &options.text_field, &mut tally, &mut audit);
     tally.conclude(options, &mut audit);
     audit
@@ -349,7 +358,7 @@ fn audit_chat(record: &Map<String, Value>, tally: &mut Tally, audit: &mut Record
         if !messages.iter().any(|m| role_of(m) == Some("assistant")) {
             error(errors, codes::EXAMPLE_MISSING_ASSISTANT_MESSAGE, "no assistant message".into());
         }
-        role_warnings(messages, &mut audit.warnings);
+        role_warnings(messages, tally, &mut audit.warnings);
     }
     let definitions = check_definitions(record, "", errors);
     calls.require_definitions(definitions, "", errors);
@@ -408,7 +417,7 @@ fn audit_preference(record: &Map<String, Value>, tally: &mut Tally, audit: &mut 
         for (index, message) in messages.iter().enumerate() {
             check_message(message, At { list: "input.messages", index }, &mut calls, errors);
         }
-        role_warnings(messages, &mut audit.warnings);
+        role_warnings(messages, tally, &mut audit.warnings);
     }
     let mut preferred = None;
     for key in ["preferred_output", "non_preferred_output"] {
@@ -525,13 +534,13 @@ fn last_assistant_content(messages: &[Value]) -> Option<String> {
     last.get("content").and_then(Value::as_str).map(str::to_string)
 }
 
-fn role_warnings(messages: &[Value], warnings: &mut Vec<Problem>) {
+fn role_warnings(messages: &[Value], tally: &Tally, warnings: &mut Vec<Problem>) {
     let has = |roles: &[&str]| messages.iter().filter_map(role_of).any(|role| roles.contains(&role));
     if !has(&["system", "developer"]) {
-        warnings.push(Problem::new(codes::NO_SYSTEM_MESSAGE, "no system (or developer) message"));
+        warnings.push(tally.warning(codes::NO_SYSTEM_MESSAGE, || "no system (or developer) message".into()));
     }
     if !has(&["user"]) {
-        warnings.push(Problem::new(codes::NO_USER_MESSAGE, "no user message"));
+        warnings.push(tally.warning(codes::NO_USER_MESSAGE, || "no user message".into()));
     }
 }
 
@@ -844,35 +853,40 @@ fn is_function_name(name: &str) -> bool {
 /// Counts texts, keeping the first tokenizer failure and the first special-token-like text.
 struct Tally<'c> {
     counter: &'c mut Counter,
+    /// Warning codes written without a message (see [`audit_record`]).
+    quiet: &'c [Label],
     failure: Option<String>,
-    special: Option<String>,
+    special: Option<Problem>,
 }
 
 impl Tally<'_> {
     /// Adds the problems found while counting, and the context-limit warning.
-    fn conclude(self, options: &AuditOptions, audit: &mut RecordAudit) {
-        if let Some(message) = self.failure {
+    fn conclude(mut self, options: &AuditOptions, audit: &mut RecordAudit) {
+        if let Some(message) = self.failure.take() {
             audit.errors.push(Problem::new(codes::TOKENIZER_FAILED, message));
         }
         if let Some(limit) = options.context_limit.filter(|&limit| audit.total_tokens > limit) {
-            audit.warnings.push(Problem::new(
-                codes::TOO_LONG,
-                format!(
-                    "{} tokens, over the context limit of {limit}: the example would be truncated",
-                    audit.total_tokens
-                ),
-            ));
+            audit.warnings.push(self.warning(codes::TOO_LONG, || {
+                let tokens = audit.total_tokens;
+                format!("{tokens} tokens, over the context limit of {limit}: the example would be truncated")
+            }));
         }
-        if let Some(message) = self.special {
-            audit.warnings.push(Problem::new(codes::SPECIAL_TOKEN_TEXT, message));
-        }
+        audit.warnings.extend(self.special);
+    }
+
+    /// A warning of `code`, with the message `message()` unless the code is quiet.
+    fn warning(&self, code: Label, message: impl FnOnce() -> String) -> Problem {
+        Problem::new(code, if self.quiet.contains(&code) { String::new() } else { message() })
     }
 
     /// The tokens of `text`, found at `at()`; 0 if the tokenizer fails.
     fn count(&mut self, text: &str, at: impl Fn() -> String) -> u64 {
         if self.special.is_none() {
             if let Some(token) = special_token_text(text) {
-                self.special = Some(format!("{} contains {token:?}, which looks like a special token", at()));
+                let warning = self.warning(codes::SPECIAL_TOKEN_TEXT, || {
+                    format!("{} contains {token:?}, which looks like a special token", at())
+                });
+                self.special = Some(warning);
             }
         }
         match self.counter.count(text) {
@@ -984,7 +998,7 @@ mod tests {
     }
 
     fn audit_with(line: &str, options: &AuditOptions) -> RecordAudit {
-        audit_record(&record(line), options, &mut counter())
+        audit_record(&record(line), options, &[], &mut counter())
     }
 
     fn audit(line: &str) -> RecordAudit {
@@ -1456,8 +1470,8 @@ mod tests {
                 };
                 let record = record(&line);
                 let Some(Value::String(text)) = lookup(&record, &options.text_field) else { unreachable!() };
-                let alone = audit_text_field(text, options, &mut counter);
-                assert_eq!(alone, audit_record(&record, options, &mut counter), "{line} {options:?}");
+                let alone = audit_text_field(text, options, &[], &mut counter);
+                assert_eq!(alone, audit_record(&record, options, &[], &mut counter), "{line} {options:?}");
             }
         }
     }
@@ -1526,7 +1540,7 @@ mod tests {
         let record = record.as_object().unwrap();
         for (encoding, expected) in [("cl100k_base", 129), ("o200k_base", 124)] {
             let mut counter = Encoding::load(encoding).unwrap().counter(false);
-            let a = audit_record(record, &AuditOptions::default(), &mut counter);
+            let a = audit_record(record, &AuditOptions::default(), &[], &mut counter);
             assert_eq!(a.total_tokens, expected, "{encoding}");
             assert_eq!(a.total_tokens, by_formula(&messages, &mut counter));
             // No assistant message: invalid, but counted all the same.
@@ -1552,7 +1566,7 @@ mod tests {
         ];
         for (line, expected) in dataset {
             let record = record(line);
-            let a = audit_record(&record, &AuditOptions::default(), &mut counter);
+            let a = audit_record(&record, &AuditOptions::default(), &[], &mut counter);
             assert_eq!(a.total_tokens, expected, "{line}");
             assert_eq!(a.total_tokens, by_formula(record["messages"].as_array().unwrap(), &mut counter));
         }

@@ -57,6 +57,11 @@ impl ProblemList {
         }
     }
 
+    /// The codes of which the first [`MAX_REPORTED_PER_CODE`] are kept already.
+    fn full_codes(&self) -> Vec<Label> {
+        self.per_code.iter().filter(|(_, &n)| n >= MAX_REPORTED_PER_CODE).map(|(&code, _)| code).collect()
+    }
+
     /// Appends the problems of the next shard (each moved to its place in the run by `relocate`),
     /// keeping the first [`MAX_REPORTED_PER_CODE`] of each code over all shards.
     fn append(&mut self, other: ProblemList, mut relocate: impl FnMut(&mut Located)) {
@@ -162,6 +167,10 @@ struct ScanKernel<'a> {
     /// The index of the first source among all the files of the run (not 0 for a shard), so that
     /// sampling picks the same lines however the input is split.
     first_file: usize,
+    /// The problem codes whose kept messages are all in, as the collector last saw them; a worker
+    /// writes no messages for their warnings. Chunks are collected in input order, so a chunk that a
+    /// worker begins comes after every problem the collector has seen.
+    quiet: &'a Mutex<Vec<Label>>,
 }
 
 struct ScanWorker<'a> {
@@ -178,10 +187,10 @@ enum ScanRecord<'l> {
 }
 
 impl ScanRecord<'_> {
-    fn audit(&self, options: &AuditOptions, counter: &mut Counter) -> RecordAudit {
+    fn audit(&self, options: &AuditOptions, quiet: &[Label], counter: &mut Counter) -> RecordAudit {
         match self {
-            ScanRecord::TextField(text) => audit_text_field(text, options, counter),
-            ScanRecord::Object(record) => audit_record(record, options, counter),
+            ScanRecord::TextField(text) => audit_text_field(text, options, quiet, counter),
+            ScanRecord::Object(record) => audit_record(record, options, quiet, counter),
         }
     }
 
@@ -207,6 +216,7 @@ impl<'a> Kernel for ScanKernel<'a> {
 
     fn process(&self, worker: &mut ScanWorker<'a>, chunk: &LinesChunk) -> Vec<RecordRow> {
         let ScanWorker { counters, signer, quick } = worker;
+        let quiet = self.quiet.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut rows = Vec::new();
         chunk.for_each_line(|line, offset, bytes| {
             let mut row = RecordRow::new(chunk.file, line, RowStatus::Valid);
@@ -232,10 +242,10 @@ impl<'a> Kernel for ScanKernel<'a> {
                 }
                 Err(_) => row.status = RowStatus::Blank,
                 Ok(record) => {
-                    let audit = record.audit(&self.options.audit, &mut counters[0]);
+                    let audit = record.audit(&self.options.audit, &quiet, &mut counters[0]);
                     row.other_tokens = counters[1..]
                         .iter_mut()
-                        .map(|c| record.audit(&self.token_only, c).total_tokens)
+                        .map(|c| record.audit(&self.token_only, &quiet, c).total_tokens)
                         .collect();
                     row.status = if audit.is_valid() { RowStatus::Valid } else { RowStatus::Invalid };
                     if let (RowStatus::Valid, Some(signer), Some(d)) =
@@ -469,6 +479,7 @@ fn collect(
 ) -> Result<ScanState, Error> {
     let dedup = dedup_options(options);
     let diversity = Mutex::new(Diversity::default());
+    let quiet = Mutex::new(Vec::new());
     let token_only = AuditOptions { context_limit: None, ..options.audit.clone() };
     let audit = &options.audit;
     let quick_text_field = (audit.label_field.is_none() && matches!(audit.format, None | Some(Format::Text)))
@@ -481,6 +492,7 @@ fn collect(
         token_only,
         quick_text_field,
         first_file,
+        quiet: &quiet,
     };
     let mut state = ScanState::new(sources.len(), encodings.len(), options, for_shard);
     run(sources, run_options, &kernel, |event| {
@@ -496,7 +508,13 @@ fn collect(
                 );
                 state.add_line_too_long(file, line, Problem::new(codes::LINE_TOO_LONG, message));
             }
-            Event::Lines { output, .. } => output.into_iter().for_each(|row| state.add_row(row)),
+            Event::Lines { output, .. } => {
+                output.into_iter().for_each(|row| state.add_row(row));
+                // The records table shows every message.
+                if !options.keep_records {
+                    *quiet.lock().unwrap_or_else(|e| e.into_inner()) = state.problems.full_codes();
+                }
+            }
         }
         Ok(())
     })?;
@@ -966,6 +984,59 @@ mod tests {
             .collect();
         let records = report.records.iter().map(|r| format!("{r:?}")).collect();
         (report.summary.to_string(), problems, records)
+    }
+
+    #[test]
+    fn problems_past_the_kept_ones_are_counted_and_the_kept_ones_have_their_messages() {
+        let dir = std::env::temp_dir().join(format!("tokenlens-quiet-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("warnings.jsonl");
+        // Each record has two or three warnings: a special token, too many tokens, no system message.
+        let mut lines = Vec::new();
+        for i in 0..2_500 {
+            let text = format!("record {i} ends with <|endoftext|>");
+            let line = if i % 2 == 0 {
+                serde_json::json!({ "text": text })
+            } else {
+                serde_json::json!({"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]})
+            };
+            writeln!(lines, "{line}").unwrap();
+        }
+        std::fs::write(&path, &lines).unwrap();
+        let run_options = RunOptions {
+            threads: 2,
+            read: ReadOptions { chunk_size: 4096, ..Default::default() },
+            ..Default::default()
+        };
+        let scan_keeping = |keep_records: bool| {
+            let options = ScanOptions {
+                audit: AuditOptions { context_limit: Some(4), ..Default::default() },
+                price_per_mtok: None,
+                epochs: None,
+                pack_length: None,
+                sample: None,
+                keep_records,
+                dedup: None,
+            };
+            let encodings = [Encoding::load("cl100k_base").unwrap()];
+            scan(&[Source::Path(path.clone())], &encodings, &options, &run_options).unwrap()
+        };
+        // Without the records table, workers stop writing the messages of the codes whose kept
+        // problems are all in; the report is the same as with it.
+        let (quiet, full) = (scan_keeping(false), scan_keeping(true));
+        let (quiet_summary, quiet_problems, _) = comparable(&quiet);
+        let (full_summary, full_problems, _) = comparable(&full);
+        assert_eq!(quiet_summary, full_summary);
+        let differ = quiet_problems.iter().zip(&full_problems).find(|(q, f)| q != f);
+        assert_eq!((quiet_problems.len(), differ), (full_problems.len(), None));
+        let warnings = &quiet.summary["warnings"];
+        for code in [audit_codes::SPECIAL_TOKEN_TEXT, audit_codes::TOO_LONG, audit_codes::NO_SYSTEM_MESSAGE] {
+            let kept: Vec<&Located> = quiet.problems.iter().filter(|p| p.problem.code == code).collect();
+            assert_eq!(kept.len() as u64, MAX_REPORTED_PER_CODE, "{code}");
+            assert!(kept.iter().all(|p| !p.problem.message.is_empty()), "{code}");
+            assert!(warnings[code].as_u64().unwrap() > MAX_REPORTED_PER_CODE, "{code}: {warnings}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
