@@ -16,10 +16,16 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 use crate::interned::Label;
 use crate::record::{for_each_content_text, json_type, Problem};
 use crate::tokenizer::Counter;
+
+/// A record's errors or warnings. Most records have none, or one or two warnings (no system message,
+/// a special token): kept inline, these cost no allocation in the worker and no free on the
+/// collector's thread, where frees of another thread's memory contend for its allocator's lock.
+pub type Problems = SmallVec<[Problem; 2]>;
 
 /// Stable codes of the problems an audit reports.
 pub mod codes {
@@ -208,8 +214,8 @@ impl Default for AuditOptions {
 pub struct RecordAudit {
     pub format: Format,
     /// The record would be rejected when there is any.
-    pub errors: Vec<Problem>,
-    pub warnings: Vec<Problem>,
+    pub errors: Problems,
+    pub warnings: Problems,
     /// Chat: `messages`; preference: `input.messages` plus `preferred_output`; others: 0.
     pub n_messages: u32,
     /// Chat: all messages, the tool definitions and the reply priming. Preference: the same for
@@ -243,8 +249,8 @@ impl RecordAudit {
     fn empty(format: Format) -> RecordAudit {
         RecordAudit {
             format,
-            errors: Vec::new(),
-            warnings: Vec::new(),
+            errors: Problems::new(),
+            warnings: Problems::new(),
             n_messages: 0,
             total_tokens: 0,
             trainable_tokens: 0,
@@ -315,7 +321,7 @@ impl fmt::Display for At {
     }
 }
 
-fn error(errors: &mut Vec<Problem>, code: &'static str, message: String) {
+fn error(errors: &mut Problems, code: &'static str, message: String) {
     errors.push(Problem::new(code, message));
 }
 
@@ -534,7 +540,7 @@ fn last_assistant_content(messages: &[Value]) -> Option<String> {
     last.get("content").and_then(Value::as_str).map(str::to_string)
 }
 
-fn role_warnings(messages: &[Value], tally: &Tally, warnings: &mut Vec<Problem>) {
+fn role_warnings(messages: &[Value], tally: &Tally, warnings: &mut Problems) {
     let has = |roles: &[&str]| messages.iter().filter_map(role_of).any(|role| roles.contains(&role));
     if !has(&["system", "developer"]) {
         warnings.push(tally.warning(codes::NO_SYSTEM_MESSAGE, || "no system (or developer) message".into()));
@@ -556,7 +562,7 @@ struct Calls<'v> {
 }
 
 impl Calls<'_> {
-    fn require_definitions(&self, definitions: Definitions, prefix: &str, errors: &mut Vec<Problem>) {
+    fn require_definitions(&self, definitions: Definitions, prefix: &str, errors: &mut Problems) {
         let needs = [
             (self.first_tool_calls, definitions.tools, "tools"),
             (self.first_function_call, definitions.functions, "functions"),
@@ -571,7 +577,7 @@ impl Calls<'_> {
     }
 }
 
-fn check_message<'v>(message: &'v Value, at: At, calls: &mut Calls<'v>, errors: &mut Vec<Problem>) {
+fn check_message<'v>(message: &'v Value, at: At, calls: &mut Calls<'v>, errors: &mut Problems) {
     let Value::Object(m) = message else {
         error(errors, codes::DATA_TYPE, format!("{at} is {}, not an object", json_type(message)));
         return;
@@ -781,7 +787,7 @@ struct Definitions {
 /// Checks `tools` (`[{"type": "function", "function": F}]`) and `functions` (`[F]`), where a function
 /// definition `F` is `{"name": str, "description"?: str, "parameters"?: object}` with a name of 1 to 64
 /// ASCII letters, digits, underscores or dashes.
-fn check_definitions(container: &Map<String, Value>, prefix: &str, errors: &mut Vec<Problem>) -> Definitions {
+fn check_definitions(container: &Map<String, Value>, prefix: &str, errors: &mut Problems) -> Definitions {
     let mut defined = Definitions::default();
     for key in ["tools", "functions"] {
         let list = match container.get(key) {
@@ -1379,7 +1385,7 @@ mod tests {
         }
         for line in good {
             let audit = audit_with(line, options);
-            assert_eq!(audit.warnings, [], "{line}");
+            assert_eq!(audit.warnings[..], [], "{line}");
         }
     }
 
