@@ -127,7 +127,7 @@ impl Kernel for CountKernel<'_> {
     }
 
     fn process(&self, (counter, quick): &mut (Counter, QuickTexts), chunk: &LinesChunk) -> Vec<LineCount> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(chunk.lines as usize);
         chunk.for_each_line(|line, offset, bytes| {
             let mut row = LineCount {
                 file: chunk.file,

@@ -217,7 +217,7 @@ impl<'a> Kernel for ScanKernel<'a> {
     fn process(&self, worker: &mut ScanWorker<'a>, chunk: &LinesChunk) -> Vec<RecordRow> {
         let ScanWorker { counters, signer, quick } = worker;
         let quiet = self.quiet.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(chunk.lines as usize);
         chunk.for_each_line(|line, offset, bytes| {
             let mut row = RecordRow::new(chunk.file, line, RowStatus::Valid);
             let quick_text =
