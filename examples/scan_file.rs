@@ -1,5 +1,5 @@
 //! Scans JSONL files (validation, token accounting, near-duplicate signatures, statistics) on one
-//! worker thread, for instruction-count profiling:
+//! worker thread (`THREADS=n` for more), for instruction-count profiling:
 //!
 //!     cargo build --release --example scan_file
 //!     valgrind --tool=callgrind target/release/examples/scan_file cl100k_base data.jsonl
@@ -27,7 +27,8 @@ fn main() {
         keep_records: false,
         dedup: Some(DedupConfig::default()),
     };
-    let run_options = RunOptions { threads: 1, ..Default::default() };
+    let threads = std::env::var("THREADS").map_or(1, |t| t.parse().expect("THREADS is a number"));
+    let run_options = RunOptions { threads, ..Default::default() };
     let report = scan(&sources, &[encoding], &options, &run_options).expect("scan runs");
     println!("{:#}", report.summary);
 }
