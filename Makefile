@@ -23,7 +23,7 @@ demo: build
 	# The main job: a one-pass audit of the bundled sample (validation, exact tokens, duplicates, cost).
 	$(BIN)/tokenlens --version
 	# The sample holds a few deliberately broken lines, so tokenlens exits 1 (findings) here.
-	$(BIN)/tokenlens scan $(SAMPLE) --model gpt-4o-mini --context-limit 2048 --html sample-report.html; \
+	$(BIN)/tokenlens scan $(SAMPLE) --model gpt-4o-mini --context-limit 2048 --html sample-report.html --force; \
 		test $$? -le 1
 	@echo "The HTML report is in sample-report.html"
 
