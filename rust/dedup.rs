@@ -62,10 +62,10 @@
 //! only the candidates). Grouping lists each group's members (4 bytes each, one list per band
 //! where the groups differ), and the results take about 130 bytes a record. Measured on a 2 GiB file
 //! of 2.67 M distinct records that are all candidates (`benches/test_memory.py`): about 600 MB at
-//! the end of the first pass; `tokenlens dedup` as a whole peaks at 750 MB (GNU time). It peaked at
-//! 880 MB when the candidates were listed by sorting every group's members as 8-byte values (one per
-//! member of every group of every band) rather than by marking them, and all band keys were kept
-//! until every band was grouped.
+//! the end of the first pass; `tokenlens dedup` as a whole peaks at 750-790 MB (GNU time, several
+//! runs). It peaked at 880 MB when the candidates were listed by sorting every group's members as
+//! 8-byte values (one per member of every group of every band) rather than by marking them, and all
+//! band keys were kept until every band was grouped.
 //!
 //! Every candidate pair is *verified* before it is joined: the Jaccard similarity estimated from
 //! the full `num_perm` signature values must reach `threshold` (with 112 values the estimate's
