@@ -95,7 +95,7 @@ impl QuickTexts {
             Some(_) => return None,
             None => line,
         };
-        let text = std::str::from_utf8(line).ok()?;
+        let text = simdutf8::basic::from_utf8(line).ok()?;
         self.unescaped.clear();
         self.texts.clear();
         self.keys.clear();

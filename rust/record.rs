@@ -84,7 +84,7 @@ pub fn parse_line(line_number: u64, line: &[u8]) -> Parsed {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Parsed::Blank;
     }
-    let text = match std::str::from_utf8(line) {
+    let text = match simdutf8::compat::from_utf8(line) {
         Ok(text) => text,
         Err(e) => {
             let msg = format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1);
