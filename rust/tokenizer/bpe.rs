@@ -62,6 +62,9 @@ pub struct Ranks {
     short: FxHashMap<u128, Rank>,
     long: FxHashMap<Vec<u8>, Rank>,
     decoder: Vec<Vec<u8>>,
+    /// The rank of every two-byte sequence (`Rank::MAX` when it is no token), by `first << 8 | second`:
+    /// the first lookups of every merge, in 256 KB rather than in the hash map's megabytes.
+    byte_pairs: Box<[Rank]>,
 }
 
 impl Ranks {
@@ -91,15 +94,19 @@ impl Ranks {
         let size = encoder.iter().map(|&(_, rank)| rank).max().map_or(0, |m| m as usize + 1);
         let mut decoder = vec![Vec::new(); size];
         let (mut short, mut long) = (FxHashMap::default(), FxHashMap::default());
+        let mut byte_pairs: Box<[Rank]> = vec![Rank::MAX; 1 << 16].into();
         for (token, rank) in encoder {
             decoder[rank as usize] = token.clone();
+            if let &[first, second] = token.as_slice() {
+                byte_pairs[usize::from(first) << 8 | usize::from(second)] = rank;
+            }
             if token.len() <= SHORT_KEY_MAX_LEN {
                 short.insert(short_key(&token), rank);
             } else {
                 long.insert(token, rank);
             }
         }
-        Ranks { short, long, decoder }
+        Ranks { short, long, decoder, byte_pairs }
     }
 
     #[inline]
@@ -108,6 +115,16 @@ impl Ranks {
             self.short.get(&short_key(bytes)).copied()
         } else {
             self.long.get(bytes).copied()
+        }
+    }
+
+    /// The rank of `bytes[range]`, read in place (no copy of a short key).
+    #[inline]
+    fn get_in(&self, bytes: &[u8], range: Range<usize>) -> Option<Rank> {
+        if range.len() <= SHORT_KEY_MAX_LEN {
+            self.short.get(&short_key_in(bytes, range)).copied()
+        } else {
+            self.long.get(&bytes[range]).copied()
         }
     }
 
@@ -144,47 +161,63 @@ pub fn merge_boundaries(ranks: &Ranks, piece: &[u8]) -> Vec<usize> {
     if piece.len() >= HEAP_MERGE_MIN_LEN {
         merge_with_heap(ranks, piece)
     } else {
-        merge_by_scan(ranks, piece)
+        let mut starts = [0; HEAP_MERGE_MIN_LEN];
+        let parts = merge_by_scan(ranks, piece, &mut starts);
+        starts[..=parts].iter().map(|&start| usize::from(start)).collect()
     }
 }
 
-/// tiktoken's quadratic scan, fastest for short pieces.
-fn merge_by_scan(ranks: &Ranks, piece: &[u8]) -> Vec<usize> {
-    // parts[i] = (start offset, rank of the pair starting at part i)
-    let rank_at = |parts: &[(usize, Rank)], i: usize| -> Rank {
-        if i + 3 < parts.len() {
-            ranks.get(&piece[parts[i].0..parts[i + 3].0]).unwrap_or(Rank::MAX)
-        } else {
-            Rank::MAX
-        }
-    };
-    let mut parts: Vec<(usize, Rank)> = Vec::with_capacity(piece.len() + 1);
-    let mut min = (Rank::MAX, usize::MAX);
-    for i in 0..piece.len() - 1 {
-        let rank = ranks.get(&piece[i..i + 2]).unwrap_or(Rank::MAX);
-        if rank < min.0 {
-            min = (rank, i);
-        }
-        parts.push((i, rank));
+/// The number of tokens of `piece`: [`merge_boundaries`] without the list.
+pub fn merged_count(ranks: &Ranks, piece: &[u8]) -> usize {
+    if piece.len() >= HEAP_MERGE_MIN_LEN {
+        merge_with_heap(ranks, piece).len() - 1
+    } else {
+        merge_by_scan(ranks, piece, &mut [0; HEAP_MERGE_MIN_LEN])
     }
-    parts.push((piece.len() - 1, Rank::MAX));
-    parts.push((piece.len(), Rank::MAX));
+}
 
-    while min.0 != Rank::MAX {
-        let i = min.1;
-        if i > 0 {
-            parts[i - 1].1 = rank_at(&parts, i - 1);
-        }
-        parts[i].1 = rank_at(&parts, i);
-        parts.remove(i + 1);
-        min = (Rank::MAX, usize::MAX);
-        for (j, &(_, rank)) in parts[..parts.len() - 1].iter().enumerate() {
-            if rank < min.0 {
-                min = (rank, j);
+/// tiktoken's quadratic scan, fastest for short pieces (under [`HEAP_MERGE_MIN_LEN`] bytes), on
+/// arrays on the stack: `starts[..=parts]` gets the parts' start offsets and the piece's end, and
+/// the number of parts is returned.
+fn merge_by_scan(ranks: &Ranks, piece: &[u8], starts: &mut [u8; HEAP_MERGE_MIN_LEN]) -> usize {
+    let n = piece.len();
+    debug_assert!(0 < n && n < HEAP_MERGE_MIN_LEN);
+    // pair[i]: the rank of parts i and i + 1 merged (`Rank::MAX`: they are no token).
+    let mut pair = [Rank::MAX; HEAP_MERGE_MIN_LEN];
+    for (i, start) in starts[..=n].iter_mut().enumerate() {
+        *start = i as u8;
+    }
+    for (rank, bytes) in pair.iter_mut().zip(piece.windows(2)) {
+        *rank = ranks.byte_pairs[usize::from(bytes[0]) << 8 | usize::from(bytes[1])];
+    }
+    let mut parts = n;
+    while parts > 1 {
+        let (mut lowest, mut at) = (Rank::MAX, 0);
+        for (i, &rank) in pair[..parts - 1].iter().enumerate() {
+            if rank < lowest {
+                (lowest, at) = (rank, i);
             }
         }
+        if lowest == Rank::MAX {
+            break;
+        }
+        // Parts `at` and `at + 1` become one: the start of `at + 1` and its pair go.
+        starts.copy_within(at + 2..=parts, at + 1);
+        pair.copy_within(at + 2..parts, at + 1);
+        parts -= 1;
+        let merged = |i: usize| -> Rank {
+            if i + 1 == parts {
+                return Rank::MAX;
+            }
+            let span = usize::from(starts[i])..usize::from(starts[i + 2]);
+            ranks.get_in(piece, span).unwrap_or(Rank::MAX)
+        };
+        pair[at] = merged(at);
+        if at > 0 {
+            pair[at - 1] = merged(at - 1);
+        }
     }
-    parts.into_iter().map(|(start, _)| start).collect()
+    parts
 }
 
 /// The same merge order with a priority queue and a linked list, for long pieces
@@ -264,14 +297,44 @@ mod tests {
     fn heap_and_scan_agree() {
         let ranks = toy_ranks();
         let mut state = 12345u64;
-        for len in 2..400 {
+        // Every length the scan takes, many pieces each.
+        for len in (1..HEAP_MERGE_MIN_LEN).flat_map(|len| [len; 20]) {
             let piece: Vec<u8> = (0..len)
                 .map(|_| {
                     state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     b"abcd "[(state >> 33) as usize % 5]
                 })
                 .collect();
-            assert_eq!(merge_by_scan(&ranks, &piece), merge_with_heap(&ranks, &piece), "{piece:?}");
+            let mut starts = [0; HEAP_MERGE_MIN_LEN];
+            let parts = merge_by_scan(&ranks, &piece, &mut starts);
+            let by_scan: Vec<usize> = starts[..=parts].iter().map(|&s| usize::from(s)).collect();
+            assert_eq!(by_scan, merge_with_heap(&ranks, &piece), "{piece:?}");
+            assert_eq!(merged_count(&ranks, &piece), parts);
+        }
+    }
+
+    #[test]
+    fn heap_and_scan_agree_on_real_vocabularies() {
+        // Pieces of random tokens and bytes of each vocabulary, of every length the scan takes: the
+        // scan (on the byte-pair table) and the heap (on the hash maps) are written independently.
+        let mut random = crate::testing::xorshift(0xb9e);
+        for name in ["cl100k_base", "o200k_base"] {
+            let encoding = crate::tokenizer::Encoding::load(name).unwrap();
+            let ranks = &encoding.tiktoken().unwrap().ranks;
+            let tokens: Vec<&[u8]> = ranks.iter().map(|(bytes, _)| bytes).collect();
+            for len in (1..HEAP_MERGE_MIN_LEN).flat_map(|len| [len; 30]) {
+                let mut piece = Vec::new();
+                while piece.len() < len {
+                    match random(4) {
+                        0 => piece.push(random(256) as u8),
+                        _ => piece.extend_from_slice(tokens[random(tokens.len())]),
+                    }
+                }
+                piece.truncate(len);
+                let heap = merge_with_heap(ranks, &piece);
+                assert_eq!(merge_boundaries(ranks, &piece), heap, "{name}: {piece:?}");
+                assert_eq!(merged_count(ranks, &piece), heap.len() - 1);
+            }
         }
     }
 
@@ -296,7 +359,7 @@ mod tests {
     fn merges_lowest_rank_first() {
         let ranks = toy_ranks();
         // "ab" (rank 256) merges before "bc" (257), then "abc" (258) before "cd", then "abcd".
-        assert_eq!(merge_by_scan(&ranks, b"abcd"), vec![0, 4]);
-        assert_eq!(merge_by_scan(&ranks, b"aaaaa"), vec![0, 4, 5]);
+        assert_eq!(merge_boundaries(&ranks, b"abcd"), vec![0, 4]);
+        assert_eq!(merge_boundaries(&ranks, b"aaaaa"), vec![0, 4, 5]);
     }
 }

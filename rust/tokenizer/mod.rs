@@ -460,7 +460,7 @@ impl PieceModel for Tiktoken {
     }
 
     fn merged_count(&self, piece: &[u8]) -> u32 {
-        bpe::merge_boundaries(&self.ranks, piece).len() as u32 - 1
+        bpe::merged_count(&self.ranks, piece) as u32
     }
 }
 
