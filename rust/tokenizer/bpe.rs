@@ -56,9 +56,21 @@ pub fn short_key_in(text: &[u8], range: Range<usize>) -> u128 {
     value | (n as u128) << 120
 }
 
+/// Tokens up to this long (70% of cl100k's) are keyed by a `u64`: their map's entries take 16 bytes
+/// rather than 32, so more of them stay in the cache during merges.
+const TINY_KEY_MAX_LEN: usize = 7;
+
+/// A [`short_key`] of at most [`TINY_KEY_MAX_LEN`] bytes as a `u64`: its bytes, then its length in
+/// the top byte.
+#[inline(always)]
+fn tiny_key(key: u128) -> u64 {
+    key as u64 | ((key >> 120) as u64) << 56
+}
+
 /// Vocabulary of a tiktoken encoding: byte sequence -> rank (which is also the token id). Short
 /// tokens, nearly all of them, are keyed by [`short_key`], which makes the hot lookup cheap.
 pub struct Ranks {
+    tiny: FxHashMap<u64, Rank>,
     short: FxHashMap<u128, Rank>,
     long: FxHashMap<Vec<u8>, Rank>,
     decoder: Vec<Vec<u8>>,
@@ -93,26 +105,29 @@ impl Ranks {
         let encoder: Vec<(Vec<u8>, Rank)> = encoder.into_iter().collect();
         let size = encoder.iter().map(|&(_, rank)| rank).max().map_or(0, |m| m as usize + 1);
         let mut decoder = vec![Vec::new(); size];
-        let (mut short, mut long) = (FxHashMap::default(), FxHashMap::default());
+        let (mut tiny, mut short, mut long) =
+            (FxHashMap::default(), FxHashMap::default(), FxHashMap::default());
         let mut byte_pairs: Box<[Rank]> = vec![Rank::MAX; 1 << 16].into();
         for (token, rank) in encoder {
             decoder[rank as usize] = token.clone();
             if let &[first, second] = token.as_slice() {
                 byte_pairs[usize::from(first) << 8 | usize::from(second)] = rank;
             }
-            if token.len() <= SHORT_KEY_MAX_LEN {
+            if token.len() <= TINY_KEY_MAX_LEN {
+                tiny.insert(tiny_key(short_key(&token)), rank);
+            } else if token.len() <= SHORT_KEY_MAX_LEN {
                 short.insert(short_key(&token), rank);
             } else {
                 long.insert(token, rank);
             }
         }
-        Ranks { short, long, decoder, byte_pairs }
+        Ranks { tiny, short, long, decoder, byte_pairs }
     }
 
     #[inline]
     pub fn get(&self, bytes: &[u8]) -> Option<Rank> {
         if bytes.len() <= SHORT_KEY_MAX_LEN {
-            self.short.get(&short_key(bytes)).copied()
+            self.get_short(short_key(bytes))
         } else {
             self.long.get(bytes).copied()
         }
@@ -122,9 +137,19 @@ impl Ranks {
     #[inline]
     fn get_in(&self, bytes: &[u8], range: Range<usize>) -> Option<Rank> {
         if range.len() <= SHORT_KEY_MAX_LEN {
-            self.short.get(&short_key_in(bytes, range)).copied()
+            self.get_short(short_key_in(bytes, range))
         } else {
             self.long.get(&bytes[range]).copied()
+        }
+    }
+
+    /// The rank of the bytes of a [`short_key`].
+    #[inline]
+    fn get_short(&self, key: u128) -> Option<Rank> {
+        if (key >> 120) as usize <= TINY_KEY_MAX_LEN {
+            self.tiny.get(&tiny_key(key)).copied()
+        } else {
+            self.short.get(&key).copied()
         }
     }
 
@@ -133,7 +158,7 @@ impl Ranks {
     }
 
     pub fn len(&self) -> usize {
-        self.short.len() + self.long.len()
+        self.tiny.len() + self.short.len() + self.long.len()
     }
 
     pub fn is_empty(&self) -> bool {
