@@ -226,12 +226,17 @@ fn last_run_start(m: &Masks, len: usize) -> usize {
 
 /// Calls `f` with the range of each pre-token of `text` for `kind` (cl100k or o200k), in order;
 /// `piece_end(bytes, start)` is the character matcher, for what the masks leave.
+/// `letter(bytes, at)` gives the length of the character at `at` outside ASCII, and whether it is
+/// lower-case, when the masks may take it as they take an ASCII letter (`[a-z]` if lower-case, else
+/// `[A-Z]`): its bytes are then marked as letters, and words with accents, or in Cyrillic or Greek,
+/// stay on the masks.
 #[inline(always)]
 pub(super) fn split(
     kind: PatternKind,
     text: &str,
     mut f: impl FnMut(Range<usize>),
     piece_end: impl Fn(&[u8], usize) -> usize,
+    letter: impl Fn(&[u8], usize) -> Option<(usize, bool)>,
 ) {
     let b = text.as_bytes();
     let mut pos = 0;
@@ -246,11 +251,23 @@ pub(super) fn split(
                 (&padded, len, true)
             }
         };
-        let masks = classify(window);
-        let non_ascii = masks.non_ascii & below(len);
-        if non_ascii != 0 {
-            len = non_ascii.trailing_zeros() as usize;
-            text_end = false;
+        let mut masks = classify(window);
+        // The bytes outside ASCII that are not letters the masks can take; the window stops at the
+        // first of them.
+        let mut non_ascii = masks.non_ascii & below(len);
+        while non_ascii != 0 {
+            let at = non_ascii.trailing_zeros() as usize;
+            let Some((n, lower)) = letter(b, pos + at).filter(|&(n, _)| at + n <= len) else {
+                len = at;
+                text_end = false;
+                break;
+            };
+            let bits = below(at + n) & !below(at);
+            masks.letter |= bits;
+            if lower {
+                masks.lower |= bits;
+            }
+            non_ascii &= !bits;
         }
         let mut done = 0;
         if len > 0 {

@@ -162,6 +162,27 @@ impl ClassTable {
         (leaf[cp as usize % LEAF], len)
     }
 
+    /// For [`ascii_blocks::split`]: the length of the character at byte `i` (outside ASCII) and
+    /// whether it is lower-case, when it is a letter that the window masks can take as an ASCII one.
+    /// For cl100k that is any `\p{L}`; for o200k (`cased`) a letter of one of its two case classes
+    /// only (`Lu`, `Lt` or `Ll`), not of both (`Lm`, `Lo`, marks), for which its words follow other
+    /// rules than ASCII's.
+    #[inline(always)]
+    fn window_letter(&self, b: &[u8], i: usize, cased: bool) -> Option<(usize, bool)> {
+        let (class, len) = self.at(b, i);
+        if class & LETTER == 0 {
+            return None;
+        }
+        if !cased {
+            return Some((len, false));
+        }
+        match (class & UPPER != 0, class & LOWER != 0) {
+            (true, false) => Some((len, false)),
+            (false, true) => Some((len, true)),
+            _ => None,
+        }
+    }
+
     /// The end of the run of characters with any class of `mask` that starts at `i`.
     #[inline(always)]
     fn skip(&self, b: &[u8], mut i: usize, mask: u8) -> usize {
@@ -321,15 +342,25 @@ impl Pretokenizer {
             PatternKind::Gpt2 => {
                 split(text, f, |b, pos| ascii_word_end(b, pos).unwrap_or_else(|| self.gpt2(b, pos)))
             }
-            PatternKind::Cl100k => {
-                ascii_blocks::split(PatternKind::Cl100k, text, f, |b, pos| self.cl100k_piece_end(b, pos))
-            }
+            PatternKind::Cl100k => ascii_blocks::split(
+                PatternKind::Cl100k,
+                text,
+                f,
+                |b, pos| self.cl100k_piece_end(b, pos),
+                |b, at| self.classes.window_letter(b, at, false),
+            ),
             PatternKind::Llama3 => split(text, f, |b, pos| self.cl100k_piece_end(b, pos)),
-            PatternKind::O200k => ascii_blocks::split(PatternKind::O200k, text, f, |b, pos| {
-                ascii_cased_word_end(b, pos)
-                    .or_else(|| self.ascii_punctuation_end(b, pos))
-                    .unwrap_or_else(|| self.o200k(b, pos))
-            }),
+            PatternKind::O200k => ascii_blocks::split(
+                PatternKind::O200k,
+                text,
+                f,
+                |b, pos| {
+                    ascii_cased_word_end(b, pos)
+                        .or_else(|| self.ascii_punctuation_end(b, pos))
+                        .unwrap_or_else(|| self.o200k(b, pos))
+                },
+                |b, at| self.classes.window_letter(b, at, true),
+            ),
         }
     }
 
@@ -666,6 +697,13 @@ mod tests {
             " 42",
             "x86_64",
             "'ll",
+            " Straße",
+            " über",
+            "Überall",
+            " привет",
+            "Мир",
+            " Ελλάδα",
+            "ÀÉÎ",
         ];
         let mut random = crate::testing::xorshift(0x9e37_79b9);
         for _ in 0..1500 {
@@ -678,11 +716,15 @@ mod tests {
     fn matches_reference_on_random_ascii_across_windows() {
         // Every ASCII byte, the classes' edges and contraction letters more often, now and then a
         // character outside ASCII, in texts of up to several 64-byte windows: runs that cross a
-        // window's end, contractions and line breaks at its edges, long runs of one class.
-        let common = [
+        // window's end, contractions and line breaks at its edges, long runs of one class. Then
+        // letters outside ASCII that the windows take (lower, upper, title case), and ones they leave
+        // to the character matcher (both case classes, a mark, a number, a space).
+        let ascii = [
             " ", " ", "  ", "\n", "\r\n", "\t", "\x0b", "'", "s", "ll", "Ve", "rE", "d", "T", "a", "Zq", "x",
             "1", "123", "4567", ".", "(", "),", "!!", "-", "_", "\x00", "\x7f", "é", "’",
         ];
+        let outside = ["É", "ß", "ſ", "ж", "Жи", "Ωμέγα", "ǅ", "ʰ", "中", "\u{301}", "٣", "\u{a0}"];
+        let common: Vec<&str> = ascii.into_iter().chain(outside).collect();
         let mut random = crate::testing::xorshift(0xa5c1_1b10c);
         for round in 0..6000 {
             let parts = random(if round % 10 == 0 { 200 } else { 60 }) + 1;
