@@ -88,9 +88,12 @@ const CLASS_SYNTAX: [(u8, &str); 5] = [
 const LEAF: usize = 128;
 
 /// The classes of every code point: `leaves[blocks[cp / LEAF]][cp % LEAF]`, identical leaves shared
-/// (about 40 KB in all), and ASCII on its own.
+/// (about 40 KB in all), and ASCII and the two-byte characters (Latin, Greek, Cyrillic, Hebrew,
+/// Arabic, ...) on their own, looked up in one step.
 struct ClassTable {
     ascii: [u8; 128],
+    /// Code points 0 to 0x7FF, by the low 5 bits of their UTF-8 lead byte and 6 of their second.
+    two_byte: [u8; 0x800],
     blocks: Vec<u16>,
     leaves: Vec<[u8; LEAF]>,
 }
@@ -140,7 +143,8 @@ impl ClassTable {
             })
             .collect();
         let ascii = flags[..128].try_into().expect("128 ASCII classes");
-        ClassTable { ascii, blocks, leaves }
+        let two_byte = flags[..0x800].try_into().expect("0x800 classes");
+        ClassTable { ascii, two_byte, blocks, leaves }
     }
 
     /// The classes of the character at byte `i` of `b` (valid UTF-8) and its length; none past the end.
@@ -151,9 +155,10 @@ impl ClassTable {
             return (self.ascii[b0 as usize], 1);
         }
         let cont = |k: usize| (b[i + k] & 0x3F) as u32;
-        let (cp, len) = if b0 < 0xE0 {
-            (((b0 as u32 & 0x1F) << 6) | cont(1), 2)
-        } else if b0 < 0xF0 {
+        if b0 < 0xE0 {
+            return (self.two_byte[(((b0 as u32 & 0x1F) << 6) | cont(1)) as usize], 2);
+        }
+        let (cp, len) = if b0 < 0xF0 {
             (((b0 as u32 & 0x0F) << 12) | (cont(1) << 6) | cont(2), 3)
         } else {
             (((b0 as u32 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3), 4)
