@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import tokenlens
 import zstandard
 from tokenlens.bench import record_texts, tiktoken_file, tokenizer_json
 
@@ -200,6 +201,73 @@ def distinct_file(times: int, mb: int | None = None) -> Path:
                     at = min(i + len(s) for s in _TEXT_STARTS if (i := line.find(s)) >= 0)
                     out.write(b"%s%d %s" % (line[:at], number, line[at:]))
                     number += 1
+    tmp.replace(path)
+    return path
+
+
+# Text in other scripts: the real data is English, and a tokenizer's speed outside ASCII (more bytes
+# per character, fewer pieces that repeat) is another matter.
+
+SCRIPTS = ("Chinese", "Russian", "German-like")
+#: A full-width comma and stop, which end Chinese clauses.
+FULL_WIDTH_STOPS = "\uff0c\u3002"
+
+
+def _script_tokens(script: str) -> list[str]:
+    """The cl100k_base tokens (as text) of a script, in rank order: Chinese ideographs (no spaces);
+    Cyrillic words after a space; words after a space that hold a Latin letter outside ASCII."""
+    ranks = tokenlens.Encoding("cl100k_base").tiktoken_ranks()
+    assert ranks is not None
+
+    def wanted(text: str) -> bool:
+        word = text[1:] if text.startswith(" ") and len(text) > 2 else ""
+        if script == "Chinese":
+            return all("\u4e00" <= c <= "\u9fff" for c in text)
+        if script == "Russian":
+            return bool(word) and all("\u0400" <= c <= "\u04ff" for c in word)
+        # Latin letters: below the IPA block.
+        return word.isalpha() and not word.isascii() and all(c < "\u0250" for c in word)
+
+    tokens = []
+    for token in sorted(ranks, key=ranks.__getitem__):
+        try:
+            text = token.decode()
+        except UnicodeDecodeError:
+            continue
+        if wanted(text):
+            tokens.append(text)
+    return tokens
+
+
+def script_file(script: str, mb: int = 16) -> Path:
+    """About `mb` MB of {"text": ...} lines in `script`, made of the encoding's own tokens (there is no
+    such real data here): Chinese runs of 1 to 6 ideograph tokens, each after a full-width comma or
+    stop; Russian words with now and then a comma or a stop; German-like text, a third of its words
+    with accented letters and the rest common short ASCII words. Nearly every Chinese piece is new,
+    so it measures the merging of pieces that no cache holds. Written once."""
+    path = BENCH_DATA / f"script-{script.lower()}-{mb}mb.jsonl"
+    if path.exists():
+        return path
+    rng = random.Random(SEED)
+    tokens = _script_tokens(script)
+    ascii_words = [" der", " die", " und", " Haus", " gehen", " sehr", " nicht", " auch"]
+
+    def word() -> str:
+        if script == "Chinese":
+            run = "".join(rng.choice(tokens) for _ in range(rng.randint(1, 6)))
+            return run + rng.choice(FULL_WIDTH_STOPS)
+        if script == "Russian":
+            return rng.choice(tokens) + (rng.choice([".", ","]) if rng.random() < 0.1 else "")
+        return rng.choice(tokens) if rng.random() < 0.3 else rng.choice(ascii_words)
+
+    BENCH_DATA.mkdir(exist_ok=True)
+    tmp, written = path.with_suffix(".tmp"), 0
+    with tmp.open("w", encoding="utf-8") as out:
+        while written < mb * MB:
+            text = "".join(word() for _ in range(rng.randint(20, 200)))
+            line = json.dumps({"text": text}, ensure_ascii=False)
+            out.write(line + "\n")
+            written += len(line.encode()) + 1
     tmp.replace(path)
     return path
 

@@ -190,6 +190,22 @@ def test_scan_against_gigatoken_interleaved(
     in_turns(benchmark, f"gigatoken (scan, texts {inputs})", threads, path, tools, tokenlens_tokens(path))
 
 
+@pytest.mark.parametrize("script", corpus.SCRIPTS)
+@pytest.mark.parametrize("threads", THREADS)
+def test_scripts_against_gigatoken_interleaved(
+    benchmark: BenchmarkFixture, threads: int, script: str
+) -> None:
+    """tokenlens count and gigatoken in turns on generated text in other scripts (corpus.script_file):
+    the real corpus is English."""
+    path, enc = corpus.script_file(script), tokenlens.Encoding(ENCODING)
+
+    def count() -> int:
+        return tokenlens.count_file(path, enc, threads=threads, keep_lines=False).total.tokens
+
+    tools = (count, gigatoken_count(threads, path))
+    in_turns(benchmark, f"gigatoken ({script})", threads, path, tools, tokenlens_tokens(path))
+
+
 def in_turns(
     benchmark: BenchmarkFixture,
     peer: str,
