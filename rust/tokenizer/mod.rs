@@ -365,7 +365,7 @@ const POOLED_PIECES_MAX: usize = 1 << 16;
 
 /// The caches of the counters of one tokenizer that are done (per process for a built-in encoding),
 /// so that a caller who counts in many calls (one text at a time, or batch after batch) neither starts
-/// cold nor clears a new 1 MB cache each time. Counts are exact whatever a cache holds.
+/// cold nor clears a new 2 MB table of hot slots each time. Counts are exact whatever a cache holds.
 #[derive(Default)]
 struct CachePool(Mutex<Vec<PieceCounts>>);
 
@@ -407,6 +407,9 @@ impl Default for PieceCounts {
 const HOT_KEY_BITS: u128 = u128::MAX >> (128 - HOT_COUNT_SHIFT);
 /// Hot slots per 64-byte cache line: a piece not in its own slot may be in another of its line.
 const HOT_LINE_SLOTS: usize = 4;
+/// Slots of [`PieceCounts::seen`]: a long piece that comes back among the next few thousand is
+/// kept.
+const SEEN_SLOTS_BITS: u32 = 12;
 
 impl PieceCounts {
     /// The count of a short piece that is not in its hot slot: from another slot of the line (then
@@ -432,13 +435,7 @@ impl PieceCounts {
         self.hot[home] = key | (n as u128) << HOT_COUNT_SHIFT;
         n
     }
-}
 
-/// Slots of [`PieceCounts::seen`]: a long piece that comes back among the next few thousand is
-/// kept.
-const SEEN_SLOTS_BITS: u32 = 12;
-
-impl PieceCounts {
     /// Whether a long piece's fingerprint is in its slot (it was merged a short while ago, or,
     /// rarely, another piece with the same fingerprint was); else it takes the slot.
     fn seen_before(&mut self, piece: &[u8]) -> bool {
