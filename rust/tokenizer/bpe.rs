@@ -77,6 +77,20 @@ pub struct Ranks {
     /// The rank of every two-byte sequence (`Rank::MAX` when it is no token), by `first << 8 | second`:
     /// the first lookups of every merge, in 256 KB rather than in the hash map's megabytes.
     byte_pairs: Box<[Rank]>,
+    /// The rank of every character of three UTF-8 bytes (most of CJK) that is a token, by its code
+    /// point (`Rank::MAX` when it is none): the merge that completes such a character, in 256 KB too.
+    three_byte_chars: Box<[Rank]>,
+}
+
+/// The code point of the character of three UTF-8 bytes at the start of `bytes`, if one starts there.
+#[inline(always)]
+fn three_byte_char(bytes: &[u8]) -> Option<usize> {
+    match *bytes {
+        [lead @ 0xE0..=0xEF, second, third, ..] if second & 0xC0 == 0x80 && third & 0xC0 == 0x80 => {
+            Some(usize::from(lead & 0x0F) << 12 | usize::from(second & 0x3F) << 6 | usize::from(third & 0x3F))
+        }
+        _ => None,
+    }
 }
 
 impl Ranks {
@@ -108,10 +122,14 @@ impl Ranks {
         let (mut tiny, mut short, mut long) =
             (FxHashMap::default(), FxHashMap::default(), FxHashMap::default());
         let mut byte_pairs: Box<[Rank]> = vec![Rank::MAX; 1 << 16].into();
+        let mut three_byte_chars: Box<[Rank]> = vec![Rank::MAX; 1 << 16].into();
         for (token, rank) in encoder {
             decoder[rank as usize] = token.clone();
             if let &[first, second] = token.as_slice() {
                 byte_pairs[usize::from(first) << 8 | usize::from(second)] = rank;
+            }
+            if let Some(code_point) = three_byte_char(&token).filter(|_| token.len() == 3) {
+                three_byte_chars[code_point] = rank;
             }
             if token.len() <= TINY_KEY_MAX_LEN {
                 tiny.insert(tiny_key(short_key(&token)), rank);
@@ -121,7 +139,7 @@ impl Ranks {
                 long.insert(token, rank);
             }
         }
-        Ranks { tiny, short, long, decoder, byte_pairs }
+        Ranks { tiny, short, long, decoder, byte_pairs, three_byte_chars }
     }
 
     #[inline]
@@ -133,9 +151,21 @@ impl Ranks {
         }
     }
 
-    /// The rank of `bytes[range]`, read in place (no copy of a short key).
+    /// The rank of `bytes[range]`, read in place (no copy of a short key); two bytes and
+    /// three-byte characters from their tables.
     #[inline]
     fn get_in(&self, bytes: &[u8], range: Range<usize>) -> Option<Rank> {
+        let found = |rank: Rank| (rank != Rank::MAX).then_some(rank);
+        if range.len() == 2 {
+            return found(
+                self.byte_pairs[usize::from(bytes[range.start]) << 8 | usize::from(bytes[range.start + 1])],
+            );
+        }
+        if range.len() == 3 {
+            if let Some(code_point) = three_byte_char(&bytes[range.clone()]) {
+                return found(self.three_byte_chars[code_point]);
+            }
+        }
         if range.len() <= SHORT_KEY_MAX_LEN {
             self.get_short(short_key_in(bytes, range))
         } else {
