@@ -30,6 +30,9 @@ use super::pretokenize::{contraction_end, PatternKind};
 
 /// Bytes per window.
 const WINDOW: usize = 64;
+/// Bytes outside ASCII from which a window looks for the lead bytes of whole two-byte letters at once
+/// ([`split`]'s `letter_leads`).
+const LETTER_LEADS_MIN_BYTES: u32 = 16;
 
 /// The bits of positions `0..n` (all 64 for `n` of 64 or more).
 #[inline(always)]
@@ -63,11 +66,6 @@ fn classify(bytes: &[u8; WINDOW]) -> Masks {
     // SAFETY: SSE2 is part of x86-64, and each load reads 16 of the 64 bytes of `bytes`.
     unsafe {
         let splat = |b: u8| _mm_set1_epi8(b as i8);
-        // `x - low < width` for unsigned bytes, as a signed comparison of both sides shifted by 128.
-        let in_range = |v: __m128i, low: u8, width: u8| {
-            let shifted = _mm_xor_si128(_mm_sub_epi8(v, splat(low)), splat(0x80));
-            _mm_cmplt_epi8(shifted, splat(width ^ 0x80))
-        };
         let mut m = Masks::default();
         for k in 0..WINDOW / 16 {
             let v = _mm_loadu_si128(bytes.as_ptr().add(16 * k).cast());
@@ -85,6 +83,42 @@ fn classify(bytes: &[u8; WINDOW]) -> Masks {
         }
         m
     }
+}
+
+/// Per byte of `v`, all ones when `low <= byte < low + width` (unsigned), as a signed comparison of
+/// both sides shifted by 128.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn in_range(v: std::arch::x86_64::__m128i, low: u8, width: u8) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::*;
+    let shifted = _mm_xor_si128(_mm_sub_epi8(v, _mm_set1_epi8(low as i8)), _mm_set1_epi8(0x80u8 as i8));
+    _mm_cmplt_epi8(shifted, _mm_set1_epi8((width ^ 0x80) as i8))
+}
+
+/// The bits of the bytes of a window in any of `ranges` (first byte, number of byte values).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn in_ranges(bytes: &[u8; WINDOW], ranges: &[(u8, u8)]) -> u64 {
+    use std::arch::x86_64::*;
+    let mut mask = 0;
+    for (k, part) in bytes.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of x86-64, and the load reads the 16 bytes of `part`.
+        let found = unsafe {
+            let v = _mm_loadu_si128(part.as_ptr().cast());
+            let any = ranges
+                .iter()
+                .fold(_mm_setzero_si128(), |any, &(low, width)| _mm_or_si128(any, in_range(v, low, width)));
+            _mm_movemask_epi8(any)
+        };
+        mask |= u64::from(found as u16) << (16 * k);
+    }
+    mask
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn in_ranges(bytes: &[u8; WINDOW], ranges: &[(u8, u8)]) -> u64 {
+    let inside = |c: u8| ranges.iter().any(|&(low, width)| c.wrapping_sub(low) < width);
+    bytes.iter().enumerate().fold(0, |mask, (j, &c)| mask | u64::from(inside(c)) << j)
 }
 
 /// The class masks of 64 bytes, one byte at a time.
@@ -229,7 +263,9 @@ fn last_run_start(m: &Masks, len: usize) -> usize {
 /// `letter(bytes, at)` gives the length of the character at `at` outside ASCII, and whether it is
 /// lower-case, when the masks may take it as they take an ASCII letter (`[a-z]` if lower-case, else
 /// `[A-Z]`): its bytes are then marked as letters, and words with accents, or in Cyrillic or Greek,
-/// stay on the masks.
+/// stay on the masks. Two-byte characters whose lead byte is in `letter_leads` (ranges of lead bytes
+/// behind which every character is a letter that `letter` takes, without regard to case) are marked
+/// all at once instead, before `letter` sees the rest.
 #[inline(always)]
 pub(super) fn split(
     kind: PatternKind,
@@ -237,6 +273,7 @@ pub(super) fn split(
     mut f: impl FnMut(Range<usize>),
     piece_end: impl Fn(&[u8], usize) -> usize,
     letter: impl Fn(&[u8], usize) -> Option<(usize, bool)>,
+    letter_leads: &[(u8, u8)],
 ) {
     let b = text.as_bytes();
     let mut pos = 0;
@@ -255,6 +292,14 @@ pub(super) fn split(
         // The bytes outside ASCII that are not letters the masks can take; the window stops at the
         // first of them.
         let mut non_ascii = masks.non_ascii & below(len);
+        // Worth it where most of the window is outside ASCII, not for an accent here and there.
+        if non_ascii.count_ones() >= LETTER_LEADS_MIN_BYTES && !letter_leads.is_empty() {
+            // A letter cut at the window's end is in its last run, which is not split here.
+            let leads = in_ranges(window, letter_leads) & below(len);
+            let whole = leads | leads << 1;
+            masks.letter |= whole;
+            non_ascii &= !whole;
+        }
         while non_ascii != 0 {
             let at = non_ascii.trailing_zeros() as usize;
             let Some((n, lower)) = letter(b, pos + at).filter(|&(n, _)| at + n <= len) else {

@@ -86,6 +86,9 @@ const CLASS_SYNTAX: [(u8, &str); 5] = [
 
 /// Code points per leaf of the class table.
 const LEAF: usize = 128;
+/// Ranges of lead bytes in [`ClassTable::letter_leads`]: each costs a comparison per 16 bytes of a
+/// window that holds bytes outside ASCII.
+const LETTER_LEAD_RANGES_MAX: usize = 4;
 
 /// The classes of every code point: `leaves[blocks[cp / LEAF]][cp % LEAF]`, identical leaves shared
 /// (about 40 KB in all), and ASCII and the two-byte characters (Latin, Greek, Cyrillic, Hebrew,
@@ -94,6 +97,10 @@ struct ClassTable {
     ascii: [u8; 128],
     /// Code points 0 to 0x7FF, by the low 5 bits of their UTF-8 lead byte and 6 of their second.
     two_byte: [u8; 0x800],
+    /// The lead bytes of two-byte characters behind which all 64 characters are letters (`\p{L}`),
+    /// as ranges (first byte, number of bytes), the first [`LETTER_LEAD_RANGES_MAX`]: Latin Extended
+    /// and most Cyrillic, for the windows of [`ascii_blocks::split`] to take whole.
+    letter_leads: Vec<(u8, u8)>,
     blocks: Vec<u16>,
     leaves: Vec<[u8; LEAF]>,
 }
@@ -143,8 +150,20 @@ impl ClassTable {
             })
             .collect();
         let ascii = flags[..128].try_into().expect("128 ASCII classes");
-        let two_byte = flags[..0x800].try_into().expect("0x800 classes");
-        ClassTable { ascii, two_byte, blocks, leaves }
+        let two_byte: [u8; 0x800] = flags[..0x800].try_into().expect("0x800 classes");
+        let mut letter_leads: Vec<(u8, u8)> = Vec::new();
+        for lead in 0xC2..=0xDFu8 {
+            let after = &two_byte[usize::from(lead & 0x1F) << 6..][..64];
+            if !after.iter().all(|&class| class & (LETTER | NUMBER | SPACE) == LETTER) {
+                continue;
+            }
+            match letter_leads.last_mut() {
+                Some((first, count)) if *first + *count == lead => *count += 1,
+                _ => letter_leads.push((lead, 1)),
+            }
+        }
+        letter_leads.truncate(LETTER_LEAD_RANGES_MAX);
+        ClassTable { ascii, two_byte, letter_leads, blocks, leaves }
     }
 
     /// The classes of the character at byte `i` of `b` (valid UTF-8) and its length; none past the end.
@@ -353,6 +372,7 @@ impl Pretokenizer {
                 f,
                 |b, pos| self.cl100k_piece_end(b, pos),
                 |b, at| self.classes.window_letter(b, at, false),
+                &self.classes.letter_leads,
             ),
             PatternKind::Llama3 => split(text, f, |b, pos| self.cl100k_piece_end(b, pos)),
             PatternKind::O200k => ascii_blocks::split(
@@ -365,6 +385,7 @@ impl Pretokenizer {
                         .unwrap_or_else(|| self.o200k(b, pos))
                 },
                 |b, at| self.classes.window_letter(b, at, true),
+                &[],
             ),
         }
     }
@@ -728,7 +749,7 @@ mod tests {
             " ", " ", "  ", "\n", "\r\n", "\t", "\x0b", "'", "s", "ll", "Ve", "rE", "d", "T", "a", "Zq", "x",
             "1", "123", "4567", ".", "(", "),", "!!", "-", "_", "\x00", "\x7f", "é", "’",
         ];
-        let outside = ["É", "ß", "ſ", "ж", "Жи", "Ωμέγα", "ǅ", "ʰ", "中", "\u{301}", "٣", "\u{a0}"];
+        let outside = ["É", "ß", "ſ", "ж", "Жи", "Ωμέγα", "ǅ", "ʰ", "中", "\u{301}", "٣", "\u{a0}", "×"];
         let common: Vec<&str> = ascii.into_iter().chain(outside).collect();
         let mut random = crate::testing::xorshift(0xa5c1_1b10c);
         for round in 0..6000 {
@@ -741,7 +762,7 @@ mod tests {
                 .collect();
             assert_matches_reference(&text);
         }
-        for run in ["a", "1", " ", "\n", ".", " \n"] {
+        for run in ["a", "1", " ", "\n", ".", " \n", "ж", "Ǆǅ", " жи", "жж×"] {
             for len in [62, 63, 64, 65, 127, 128, 129, 200] {
                 for around in ["", "x", " ", "'s", "\n", "é"] {
                     assert_matches_reference(&format!("{around}{}{around}", run.repeat(len)));
@@ -772,6 +793,9 @@ mod tests {
             }
             assert_eq!(table.at(c.encode_utf8(&mut buf).as_bytes(), 0), (expected, c.len_utf8()), "{c:?}");
         }
+        // Latin Extended-A and -B with IPA, Cyrillic but for U+0480-U+04BF (a sign, combining marks),
+        // U+04C0-U+04FF, and U+0680-U+06BF of Arabic.
+        assert_eq!(table.letter_leads, [(0xC4, 7), (0xD0, 2), (0xD3, 1), (0xDA, 1)]);
     }
 
     #[test]
