@@ -30,9 +30,22 @@ use super::pretokenize::{contraction_end, PatternKind};
 
 /// Bytes per window.
 const WINDOW: usize = 64;
-/// Bytes outside ASCII from which a window looks for the lead bytes of whole two-byte letters at once
-/// ([`split`]'s `letter_leads`).
-const LETTER_LEADS_MIN_BYTES: u32 = 16;
+/// Bytes outside ASCII from which a window looks for [`LetterBlock`]s: half of it, as in Cyrillic or
+/// Greek text; from 16, o200k counted German-like text (an accented word here and there) 9% slower.
+const LETTER_BLOCKS_MIN_BYTES: u32 = 32;
+
+/// Two-byte characters that a window finds 16 bytes at a time, all letters of one kind: lead bytes
+/// `leads.0` to `leads.0 + leads.1 - 1`, each followed by a byte from `follows.0` to
+/// `follows.0 + follows.1 - 1`; lower-case (`[a-z]` to the masks) or not (`[A-Z]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct LetterBlock {
+    pub leads: (u8, u8),
+    pub follows: (u8, u8),
+    pub lower: bool,
+}
+
+/// Every second byte of a two-byte character.
+pub(super) const ANY_FOLLOW: (u8, u8) = (0x80, 64);
 
 /// The bits of positions `0..n` (all 64 for `n` of 64 or more).
 #[inline(always)]
@@ -263,9 +276,8 @@ fn last_run_start(m: &Masks, len: usize) -> usize {
 /// `letter(bytes, at)` gives the length of the character at `at` outside ASCII, and whether it is
 /// lower-case, when the masks may take it as they take an ASCII letter (`[a-z]` if lower-case, else
 /// `[A-Z]`): its bytes are then marked as letters, and words with accents, or in Cyrillic or Greek,
-/// stay on the masks. Two-byte characters whose lead byte is in `letter_leads` (ranges of lead bytes
-/// behind which every character is a letter that `letter` takes, without regard to case) are marked
-/// all at once instead, before `letter` sees the rest.
+/// stay on the masks. Where most of a window is outside ASCII, the characters of `letter_blocks`
+/// (letters that `letter` takes, of the kind it gives) are marked all at once first.
 #[inline(always)]
 pub(super) fn split(
     kind: PatternKind,
@@ -273,7 +285,7 @@ pub(super) fn split(
     mut f: impl FnMut(Range<usize>),
     piece_end: impl Fn(&[u8], usize) -> usize,
     letter: impl Fn(&[u8], usize) -> Option<(usize, bool)>,
-    letter_leads: &[(u8, u8)],
+    letter_blocks: &[LetterBlock],
 ) {
     let b = text.as_bytes();
     let mut pos = 0;
@@ -292,13 +304,21 @@ pub(super) fn split(
         // The bytes outside ASCII that are not letters the masks can take; the window stops at the
         // first of them.
         let mut non_ascii = masks.non_ascii & below(len);
-        // Worth it where most of the window is outside ASCII, not for an accent here and there.
-        if non_ascii.count_ones() >= LETTER_LEADS_MIN_BYTES && !letter_leads.is_empty() {
-            // A letter cut at the window's end is in its last run, which is not split here.
-            let leads = in_ranges(window, letter_leads) & below(len);
-            let whole = leads | leads << 1;
-            masks.letter |= whole;
-            non_ascii &= !whole;
+        if non_ascii.count_ones() >= LETTER_BLOCKS_MIN_BYTES {
+            for block in letter_blocks {
+                let follows = match block.follows {
+                    ANY_FOLLOW => u64::MAX,
+                    some => in_ranges(window, &[some]),
+                };
+                // Not a lead byte at the window's end: `letter` below sees whether its character ends.
+                let chars = in_ranges(window, &[block.leads]) & follows >> 1;
+                let whole = (chars | chars << 1) & non_ascii;
+                masks.letter |= whole;
+                if block.lower {
+                    masks.lower |= whole;
+                }
+                non_ascii &= !whole;
+            }
         }
         while non_ascii != 0 {
             let at = non_ascii.trailing_zeros() as usize;

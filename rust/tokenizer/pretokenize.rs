@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use regex_syntax::hir::{Class, HirKind};
 use rustc_hash::FxHashMap;
 
-use super::ascii_blocks;
+use super::ascii_blocks::{self, LetterBlock, ANY_FOLLOW};
 
 /// Pattern family of an OpenAI encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,9 +86,10 @@ const CLASS_SYNTAX: [(u8, &str); 5] = [
 
 /// Code points per leaf of the class table.
 const LEAF: usize = 128;
-/// Ranges of lead bytes in [`ClassTable::letter_leads`]: each costs a comparison per 16 bytes of a
-/// window that holds bytes outside ASCII.
-const LETTER_LEAD_RANGES_MAX: usize = 4;
+/// Blocks in [`ClassTable::letter_blocks`], the largest ones of at least [`LETTER_BLOCK_MIN_CHARS`]:
+/// each costs one or two comparisons per 16 bytes of a window that is mostly outside ASCII.
+const LETTER_BLOCKS_MAX: usize = 12;
+const LETTER_BLOCK_MIN_CHARS: u32 = 16;
 
 /// The classes of every code point: `leaves[blocks[cp / LEAF]][cp % LEAF]`, identical leaves shared
 /// (about 40 KB in all), and ASCII and the two-byte characters (Latin, Greek, Cyrillic, Hebrew,
@@ -97,10 +98,10 @@ struct ClassTable {
     ascii: [u8; 128],
     /// Code points 0 to 0x7FF, by the low 5 bits of their UTF-8 lead byte and 6 of their second.
     two_byte: [u8; 0x800],
-    /// The lead bytes of two-byte characters behind which all 64 characters are letters (`\p{L}`),
-    /// as ranges (first byte, number of bytes), the first [`LETTER_LEAD_RANGES_MAX`]: Latin Extended
-    /// and most Cyrillic, for the windows of [`ascii_blocks::split`] to take whole.
-    letter_leads: Vec<(u8, u8)>,
+    /// For cl100k (`[0]`) and o200k (`[1]`): blocks of two-byte letters that
+    /// [`ClassTable::window_letter`] takes as one kind (Cyrillic, Latin, Greek, ...), for the windows
+    /// of [`ascii_blocks::split`] to find at once.
+    letter_blocks: [Vec<LetterBlock>; 2],
     blocks: Vec<u16>,
     leaves: Vec<[u8; LEAF]>,
 }
@@ -151,19 +152,9 @@ impl ClassTable {
             .collect();
         let ascii = flags[..128].try_into().expect("128 ASCII classes");
         let two_byte: [u8; 0x800] = flags[..0x800].try_into().expect("0x800 classes");
-        let mut letter_leads: Vec<(u8, u8)> = Vec::new();
-        for lead in 0xC2..=0xDFu8 {
-            let after = &two_byte[usize::from(lead & 0x1F) << 6..][..64];
-            if !after.iter().all(|&class| class & (LETTER | NUMBER | SPACE) == LETTER) {
-                continue;
-            }
-            match letter_leads.last_mut() {
-                Some((first, count)) if *first + *count == lead => *count += 1,
-                _ => letter_leads.push((lead, 1)),
-            }
-        }
-        letter_leads.truncate(LETTER_LEAD_RANGES_MAX);
-        ClassTable { ascii, two_byte, letter_leads, blocks, leaves }
+        let mut table = ClassTable { ascii, two_byte, letter_blocks: Default::default(), blocks, leaves };
+        table.letter_blocks = [false, true].map(|cased| table.find_letter_blocks(cased));
+        table
     }
 
     /// The classes of the character at byte `i` of `b` (valid UTF-8) and its length; none past the end.
@@ -205,6 +196,45 @@ impl ClassTable {
             (false, true) => Some((len, true)),
             _ => None,
         }
+    }
+
+    /// The runs of two-byte characters that [`ClassTable::window_letter`] takes as letters of one
+    /// kind, joined across lead bytes where they cover the same second bytes; the largest
+    /// [`LETTER_BLOCKS_MAX`] of at least [`LETTER_BLOCK_MIN_CHARS`] characters.
+    fn find_letter_blocks(&self, cased: bool) -> Vec<LetterBlock> {
+        let kind =
+            |lead: u8, follow: u8| self.window_letter(&[lead, follow], 0, cased).map(|(_, lower)| lower);
+        let mut found: Vec<LetterBlock> = Vec::new();
+        for lead in 0xC2..=0xDF {
+            let mut follow = 0x80;
+            while follow <= 0xBF {
+                let Some(lower) = kind(lead, follow) else {
+                    follow += 1;
+                    continue;
+                };
+                let first = follow;
+                while follow <= 0xBF && kind(lead, follow) == Some(lower) {
+                    follow += 1;
+                }
+                let block = LetterBlock { leads: (lead, 1), follows: (first, follow - first), lower };
+                match found.last_mut() {
+                    Some(last)
+                        if (last.follows, last.lower) == (block.follows, lower)
+                            && last.leads.0 + last.leads.1 == lead =>
+                    {
+                        last.leads.1 += 1
+                    }
+                    _ => found.push(block),
+                }
+            }
+        }
+        let chars = |b: &LetterBlock| u32::from(b.leads.1) * u32::from(b.follows.1);
+        // cl100k's word rule ignores case, so whole lead bytes cover its letters in fewer blocks of
+        // one comparison each; a block of part of a lead's characters there slowed Cyrillic down.
+        found.retain(|b| chars(b) >= LETTER_BLOCK_MIN_CHARS && (cased || b.follows == ANY_FOLLOW));
+        found.sort_by_key(|b| std::cmp::Reverse(chars(b)));
+        found.truncate(LETTER_BLOCKS_MAX);
+        found
     }
 
     /// The end of the run of characters with any class of `mask` that starts at `i`.
@@ -372,7 +402,7 @@ impl Pretokenizer {
                 f,
                 |b, pos| self.cl100k_piece_end(b, pos),
                 |b, at| self.classes.window_letter(b, at, false),
-                &self.classes.letter_leads,
+                &self.classes.letter_blocks[0],
             ),
             PatternKind::Llama3 => split(text, f, |b, pos| self.cl100k_piece_end(b, pos)),
             PatternKind::O200k => ascii_blocks::split(
@@ -385,7 +415,7 @@ impl Pretokenizer {
                         .unwrap_or_else(|| self.o200k(b, pos))
                 },
                 |b, at| self.classes.window_letter(b, at, true),
-                &[],
+                &self.classes.letter_blocks[1],
             ),
         }
     }
@@ -793,9 +823,25 @@ mod tests {
             }
             assert_eq!(table.at(c.encode_utf8(&mut buf).as_bytes(), 0), (expected, c.len_utf8()), "{c:?}");
         }
-        // Latin Extended-A and -B with IPA, Cyrillic but for U+0480-U+04BF (a sign, combining marks),
-        // U+04C0-U+04FF, and U+0680-U+06BF of Arabic.
-        assert_eq!(table.letter_leads, [(0xC4, 7), (0xD0, 2), (0xD3, 1), (0xDA, 1)]);
+        // Every character of a letter block is a letter of the block's kind, and the blocks take in
+        // Cyrillic (cl100k: all of U+0400-U+047F; o200k: its capitals and small letters).
+        for (blocks, cased) in table.letter_blocks.iter().zip([false, true]) {
+            for block in blocks {
+                for lead in block.leads.0..block.leads.0 + block.leads.1 {
+                    for follow in block.follows.0..block.follows.0 + block.follows.1 {
+                        let kind = table.window_letter(&[lead, follow], 0, cased);
+                        assert_eq!(kind, Some((2, block.lower)), "{block:?} at {lead:#x} {follow:#x}");
+                    }
+                }
+            }
+        }
+        let has = |cased: usize, leads: (u8, u8), follows: (u8, u8)| {
+            table.letter_blocks[cased].iter().any(|b| b.leads == leads && b.follows == follows)
+        };
+        assert!(has(0, (0xD0, 2), (0x80, 64)), "{:?}", table.letter_blocks[0]);
+        let cased = &table.letter_blocks[1];
+        assert!(has(1, (0xD0, 1), (0x80, 48)), "{cased:?}");
+        assert!(has(1, (0xD0, 1), (0xB0, 16)) && has(1, (0xD1, 1), (0x80, 32)), "{cased:?}");
     }
 
     #[test]
