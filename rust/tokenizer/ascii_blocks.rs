@@ -108,30 +108,23 @@ unsafe fn in_range(v: std::arch::x86_64::__m128i, low: u8, width: u8) -> std::ar
     _mm_cmplt_epi8(shifted, _mm_set1_epi8((width ^ 0x80) as i8))
 }
 
-/// The bits of the bytes of a window in any of `ranges` (first byte, number of byte values).
+/// The bits of the bytes of a window from `low` to `low + width - 1`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn in_ranges(bytes: &[u8; WINDOW], ranges: &[(u8, u8)]) -> u64 {
+fn bytes_in(bytes: &[u8; WINDOW], (low, width): (u8, u8)) -> u64 {
     use std::arch::x86_64::*;
     let mut mask = 0;
     for (k, part) in bytes.chunks_exact(16).enumerate() {
         // SAFETY: SSE2 is part of x86-64, and the load reads the 16 bytes of `part`.
-        let found = unsafe {
-            let v = _mm_loadu_si128(part.as_ptr().cast());
-            let any = ranges
-                .iter()
-                .fold(_mm_setzero_si128(), |any, &(low, width)| _mm_or_si128(any, in_range(v, low, width)));
-            _mm_movemask_epi8(any)
-        };
+        let found = unsafe { _mm_movemask_epi8(in_range(_mm_loadu_si128(part.as_ptr().cast()), low, width)) };
         mask |= u64::from(found as u16) << (16 * k);
     }
     mask
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn in_ranges(bytes: &[u8; WINDOW], ranges: &[(u8, u8)]) -> u64 {
-    let inside = |c: u8| ranges.iter().any(|&(low, width)| c.wrapping_sub(low) < width);
-    bytes.iter().enumerate().fold(0, |mask, (j, &c)| mask | u64::from(inside(c)) << j)
+fn bytes_in(bytes: &[u8; WINDOW], (low, width): (u8, u8)) -> u64 {
+    bytes.iter().enumerate().fold(0, |mask, (j, &c)| mask | u64::from(c.wrapping_sub(low) < width) << j)
 }
 
 /// The class masks of 64 bytes, one byte at a time.
@@ -308,10 +301,10 @@ pub(super) fn split(
             for block in letter_blocks {
                 let follows = match block.follows {
                     ANY_FOLLOW => u64::MAX,
-                    some => in_ranges(window, &[some]),
+                    some => bytes_in(window, some),
                 };
                 // Not a lead byte at the window's end: `letter` below sees whether its character ends.
-                let chars = in_ranges(window, &[block.leads]) & follows >> 1;
+                let chars = bytes_in(window, block.leads) & follows >> 1;
                 let whole = (chars | chars << 1) & non_ascii;
                 masks.letter |= whole;
                 if block.lower {
