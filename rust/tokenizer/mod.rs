@@ -577,19 +577,21 @@ mod tests {
         assert_eq!(pool.0.lock().unwrap().len(), POOLED_CACHES_MAX);
     }
 
+    /// A model whose pieces are as many tokens as bytes, and which counts its merges.
+    struct Bytes(std::cell::Cell<u32>);
+
+    impl PieceModel for Bytes {
+        fn is_one_token(&self, _: &[u8]) -> bool {
+            false
+        }
+        fn merged_count(&self, piece: &[u8]) -> u32 {
+            self.0.set(self.0.get() + 1);
+            piece.len() as u32
+        }
+    }
+
     #[test]
     fn pieces_that_share_a_hot_slot_stay_in_its_line() {
-        // A model whose pieces are as many tokens as bytes, and which counts its calls.
-        struct Bytes(std::cell::Cell<u32>);
-        impl PieceModel for Bytes {
-            fn is_one_token(&self, _: &[u8]) -> bool {
-                false
-            }
-            fn merged_count(&self, piece: &[u8]) -> u32 {
-                self.0.set(self.0.get() + 1);
-                piece.len() as u32
-            }
-        }
         let model = Bytes(Default::default());
         let mut cache = PieceCounts::default();
         let home = hot_slot(bpe::short_key(b"0"));
@@ -609,16 +611,6 @@ mod tests {
 
     #[test]
     fn long_pieces_are_kept_from_their_second_sight() {
-        struct Bytes(std::cell::Cell<u32>);
-        impl PieceModel for Bytes {
-            fn is_one_token(&self, _: &[u8]) -> bool {
-                false
-            }
-            fn merged_count(&self, piece: &[u8]) -> u32 {
-                self.0.set(self.0.get() + 1);
-                piece.len() as u32
-            }
-        }
         let model = Bytes(Default::default());
         let mut cache = PieceCounts::default();
         let count =
