@@ -71,6 +71,17 @@ struct Masks {
     non_ascii: u64,
 }
 
+impl Masks {
+    /// Marks the bytes of `bits` as letters, lower-case ones (`[a-z]`) with `lower`.
+    #[inline(always)]
+    fn mark_letters(&mut self, bits: u64, lower: bool) {
+        self.letter |= bits;
+        if lower {
+            self.lower |= bits;
+        }
+    }
+}
+
 /// The class masks of 64 bytes, 16 at a time with SSE2 (which every x86-64 processor has).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -306,10 +317,7 @@ pub(super) fn split(
                 // Not a lead byte at the window's end: `letter` below sees whether its character ends.
                 let chars = bytes_in(window, block.leads) & follows >> 1;
                 let whole = (chars | chars << 1) & non_ascii;
-                masks.letter |= whole;
-                if block.lower {
-                    masks.lower |= whole;
-                }
+                masks.mark_letters(whole, block.lower);
                 non_ascii &= !whole;
             }
         }
@@ -321,10 +329,7 @@ pub(super) fn split(
                 break;
             };
             let bits = below(at + n) & !below(at);
-            masks.letter |= bits;
-            if lower {
-                masks.lower |= bits;
-            }
+            masks.mark_letters(bits, lower);
             non_ascii &= !bits;
         }
         let mut done = 0;
