@@ -117,9 +117,10 @@ def test_tokenlens_count_batch(
     )
 
 
-def tokenlens_texts_count(threads: int) -> Callable[[], int]:
-    """tokenlens's count of the {"text": ...} file gigatoken reads: the same texts, so the same total."""
-    path, enc = corpus.texts_file(), tokenlens.Encoding(ENCODING)
+def tokenlens_texts_count(threads: int, path: Path | None = None) -> Callable[[], int]:
+    """tokenlens's count of a {"text": ...} file gigatoken reads, the full one by default: the same texts,
+    so the same total."""
+    path, enc = path or corpus.texts_file(), tokenlens.Encoding(ENCODING)
     return lambda: tokenlens.count_file(path, enc, threads=threads, keep_lines=False).total.tokens
 
 
@@ -197,12 +198,8 @@ def test_scripts_against_gigatoken_interleaved(
 ) -> None:
     """tokenlens count and gigatoken in turns on generated text in other scripts (corpus.script_file):
     the real corpus is English."""
-    path, enc = corpus.script_file(script), tokenlens.Encoding(ENCODING)
-
-    def count() -> int:
-        return tokenlens.count_file(path, enc, threads=threads, keep_lines=False).total.tokens
-
-    tools = (count, gigatoken_count(threads, path))
+    path = corpus.script_file(script)
+    tools = (tokenlens_texts_count(threads, path), gigatoken_count(threads, path))
     in_turns(benchmark, f"gigatoken ({script})", threads, path, tools, tokenlens_tokens(path))
 
 
