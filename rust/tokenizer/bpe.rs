@@ -80,6 +80,20 @@ pub struct Ranks {
     /// The rank of every character of three UTF-8 bytes (most of CJK) that is a token, by its code
     /// point (`Rank::MAX` when it is none): the merge that completes such a character, in 256 KB too.
     three_byte_chars: Box<[Rank]>,
+    /// One bit per [`short_filter_bit`] of every token of up to [`SHORT_KEY_MAX_LEN`] bytes: a
+    /// sequence whose bit is clear is no token, known without reading the maps. Most lookups of a
+    /// merge fail (two characters that are no token together), and each would read a bucket of a
+    /// map of megabytes; this is 256 KB and about 5% of its bits are set.
+    short_filter: Box<[u64]>,
+}
+
+const SHORT_FILTER_BITS: u32 = 21;
+
+/// The bit of a [`short_key`] in [`Ranks::short_filter`].
+#[inline(always)]
+fn short_filter_bit(key: u128) -> usize {
+    let mixed = ((key as u64) ^ ((key >> 64) as u64).rotate_left(23)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    (mixed >> (64 - SHORT_FILTER_BITS)) as usize
 }
 
 /// The code point of the character of three UTF-8 bytes at the start of `bytes`, if one starts there.
@@ -123,6 +137,7 @@ impl Ranks {
             (FxHashMap::default(), FxHashMap::default(), FxHashMap::default());
         let mut byte_pairs: Box<[Rank]> = vec![Rank::MAX; 1 << 16].into();
         let mut three_byte_chars: Box<[Rank]> = vec![Rank::MAX; 1 << 16].into();
+        let mut short_filter: Box<[u64]> = vec![0; 1 << (SHORT_FILTER_BITS - 6)].into();
         for (token, rank) in encoder {
             decoder[rank as usize] = token.clone();
             if let &[first, second] = token.as_slice() {
@@ -130,6 +145,10 @@ impl Ranks {
             }
             if let Some(code_point) = three_byte_char(&token).filter(|_| token.len() == 3) {
                 three_byte_chars[code_point] = rank;
+            }
+            if token.len() <= SHORT_KEY_MAX_LEN {
+                let bit = short_filter_bit(short_key(&token));
+                short_filter[bit / 64] |= 1 << (bit % 64);
             }
             if token.len() <= TINY_KEY_MAX_LEN {
                 tiny.insert(tiny_key(short_key(&token)), rank);
@@ -139,7 +158,7 @@ impl Ranks {
                 long.insert(token, rank);
             }
         }
-        Ranks { tiny, short, long, decoder, byte_pairs, three_byte_chars }
+        Ranks { tiny, short, long, decoder, byte_pairs, three_byte_chars, short_filter }
     }
 
     #[inline]
@@ -176,6 +195,10 @@ impl Ranks {
     /// The rank of the bytes of a [`short_key`].
     #[inline]
     fn get_short(&self, key: u128) -> Option<Rank> {
+        let bit = short_filter_bit(key);
+        if self.short_filter[bit / 64] & (1 << (bit % 64)) == 0 {
+            return None;
+        }
         if (key >> 120) as usize <= TINY_KEY_MAX_LEN {
             self.tiny.get(&tiny_key(key)).copied()
         } else {
@@ -390,6 +413,28 @@ mod tests {
                 assert_eq!(merge_boundaries(ranks, &piece), heap, "{name}: {piece:?}");
                 assert_eq!(merged_count(ranks, &piece), heap.len() - 1);
             }
+        }
+    }
+
+    #[test]
+    fn every_token_is_found_and_few_other_sequences_pass_the_filter() {
+        let mut random = crate::testing::xorshift(0xf11);
+        for name in ["cl100k_base", "o200k_base"] {
+            let encoding = crate::tokenizer::Encoding::load(name).unwrap();
+            let ranks = &encoding.tiktoken().unwrap().ranks;
+            for (bytes, rank) in ranks.iter() {
+                assert_eq!(ranks.get(bytes), Some(rank), "{name}: {bytes:?}");
+                assert_eq!(ranks.get_in(bytes, 0..bytes.len()), Some(rank), "{name}: {bytes:?}");
+            }
+            // Random sequences of 4 to 15 bytes are nearly never tokens: the filter stops most.
+            let (mut passed, tries) = (0, 10_000);
+            for _ in 0..tries {
+                let bytes: Vec<u8> = (0..4 + random(12)).map(|_| random(256) as u8).collect();
+                assert_eq!(ranks.get(&bytes), None);
+                let bit = short_filter_bit(short_key(&bytes));
+                passed += usize::from(ranks.short_filter[bit / 64] & (1 << (bit % 64)) != 0);
+            }
+            assert!(passed < tries / 8, "{name}: {passed} of {tries} passed the filter");
         }
     }
 
