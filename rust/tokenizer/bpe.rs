@@ -85,6 +85,10 @@ pub struct Ranks {
     /// merge fail (two characters that are no token together), and each would read a bucket of a
     /// map of megabytes; this is 256 KB and about 5% of its bits are set.
     short_filter: Box<[u64]>,
+    /// One bit per pair of bytes, by `first << 8 | second`: set when the two bytes follow each other
+    /// in some token. Where they never do, no part of a merge ever holds both, so the parts on
+    /// either side merge on their own ([`Ranks::never_joined`]).
+    joined_pairs: Box<[u64]>,
 }
 
 const SHORT_FILTER_BITS: u32 = 21;
@@ -138,6 +142,7 @@ impl Ranks {
         let mut byte_pairs: Box<[Rank]> = vec![Rank::MAX; 1 << 16].into();
         let mut three_byte_chars: Box<[Rank]> = vec![Rank::MAX; 1 << 16].into();
         let mut short_filter: Box<[u64]> = vec![0; 1 << (SHORT_FILTER_BITS - 6)].into();
+        let mut joined_pairs: Box<[u64]> = vec![0; (1 << 16) / 64].into();
         for (token, rank) in encoder {
             decoder[rank as usize] = token.clone();
             if let &[first, second] = token.as_slice() {
@@ -145,6 +150,10 @@ impl Ranks {
             }
             if let Some(code_point) = three_byte_char(&token).filter(|_| token.len() == 3) {
                 three_byte_chars[code_point] = rank;
+            }
+            for pair in token.windows(2) {
+                let bit = usize::from(pair[0]) << 8 | usize::from(pair[1]);
+                joined_pairs[bit / 64] |= 1 << (bit % 64);
             }
             if token.len() <= SHORT_KEY_MAX_LEN {
                 let bit = short_filter_bit(short_key(&token));
@@ -158,7 +167,7 @@ impl Ranks {
                 long.insert(token, rank);
             }
         }
-        Ranks { tiny, short, long, decoder, byte_pairs, three_byte_chars, short_filter }
+        Ranks { tiny, short, long, decoder, byte_pairs, three_byte_chars, short_filter, joined_pairs }
     }
 
     #[inline]
@@ -204,6 +213,15 @@ impl Ranks {
         } else {
             self.short.get(&key).copied()
         }
+    }
+
+    /// Whether bytes `first` and `second` are in no token one after the other. Then a piece in which
+    /// they follow each other merges as its two sides would on their own: every part of a merge is a
+    /// byte or a token, so none spans the two, and the merges on each side meet no part of the other.
+    #[inline]
+    pub fn never_joined(&self, first: u8, second: u8) -> bool {
+        let bit = usize::from(first) << 8 | usize::from(second);
+        self.joined_pairs[bit / 64] & (1 << (bit % 64)) == 0
     }
 
     pub fn token_bytes(&self, rank: Rank) -> Option<&[u8]> {

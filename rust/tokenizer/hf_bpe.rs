@@ -289,6 +289,10 @@ impl PieceModel for HfBpe {
     fn merged_count(&self, piece: &[u8]) -> u32 {
         self.merge(piece).len() as u32
     }
+
+    fn never_joined(&self, _: u8, _: u8) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

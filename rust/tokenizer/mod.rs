@@ -425,7 +425,7 @@ impl PieceCounts {
                 return (slot >> HOT_COUNT_SHIFT) as u32;
             }
         }
-        let n = if t.is_one_token(piece) { 1 } else { t.merged_count(piece) };
+        let n = if t.is_one_token(piece) { 1 } else { merged_count(t, self, piece) };
         debug_assert!(n <= bpe::SHORT_KEY_MAX_LEN as u32);
         // From its own slot on, the line keeps the most recent pieces first; the last one goes.
         let at = |k: usize| line | ((home + k) % HOT_LINE_SLOTS);
@@ -462,6 +462,9 @@ trait PieceModel {
     fn is_one_token(&self, piece: &[u8]) -> bool;
     /// The piece's token count by merging.
     fn merged_count(&self, piece: &[u8]) -> u32;
+    /// Whether the merges never join bytes `first` and `second` (see [`bpe::Ranks::never_joined`]);
+    /// false where it is not known.
+    fn never_joined(&self, first: u8, second: u8) -> bool;
 }
 
 impl PieceModel for Tiktoken {
@@ -473,6 +476,29 @@ impl PieceModel for Tiktoken {
     fn merged_count(&self, piece: &[u8]) -> u32 {
         bpe::merged_count(&self.ranks, piece) as u32
     }
+
+    #[inline]
+    fn never_joined(&self, first: u8, second: u8) -> bool {
+        self.ranks.never_joined(first, second)
+    }
+}
+
+/// The token count of a piece that is no token, by merging: the segments between two bytes that the
+/// merges never join are counted on their own, each through the cache. On Chinese, whose pre-tokens
+/// are whole clauses, two characters in three are such a place, and short segments repeat.
+fn merged_count(t: &impl PieceModel, cache: &mut PieceCounts, piece: &[u8]) -> u32 {
+    let mut start = 0;
+    let mut total = 0;
+    for end in 1..piece.len() {
+        if t.never_joined(piece[end - 1], piece[end]) {
+            total += count_piece(t, cache, piece, start..end) as u32;
+            start = end;
+        }
+    }
+    if start == 0 {
+        return t.merged_count(piece);
+    }
+    total + count_piece(t, cache, piece, start..piece.len()) as u32
 }
 
 /// The token count of `text`, pre-token by pre-token.
@@ -496,7 +522,6 @@ fn count_pieces(
 #[inline(always)]
 fn count_piece(t: &impl PieceModel, cache: &mut PieceCounts, text: &[u8], range: Range<usize>) -> u64 {
     let piece = &text[range.clone()];
-    let merge = || t.merged_count(piece);
     if piece.len() <= bpe::SHORT_KEY_MAX_LEN {
         let key = bpe::short_key_in(text, range);
         let home = hot_slot(key);
@@ -510,12 +535,12 @@ fn count_piece(t: &impl PieceModel, cache: &mut PieceCounts, text: &[u8], range:
         return 1;
     }
     if piece.len() > CACHED_PIECE_MAX_LEN {
-        return merge().into();
+        return merged_count(t, cache, piece).into();
     }
     if let Some(&n) = cache.long.get(piece) {
         return n.into();
     }
-    let n = merge();
+    let n = merged_count(t, cache, piece);
     if cache.seen_before(piece) {
         if cache.long.len() >= CACHE_MAX_ENTRIES {
             cache.long.clear();
@@ -587,6 +612,46 @@ mod tests {
         fn merged_count(&self, piece: &[u8]) -> u32 {
             self.0.set(self.0.get() + 1);
             piece.len() as u32
+        }
+        fn never_joined(&self, _: u8, _: u8) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn pieces_split_where_bytes_are_never_joined_count_as_whole_merges() {
+        // Pieces of random tokens (Chinese ones more often), and of random bytes, counted through
+        // the cache (which splits them) and by one merge of the whole piece.
+        let mut random = crate::testing::xorshift(0x5a1);
+        for name in ["cl100k_base", "o200k_base"] {
+            let encoding = Encoding::load(name).unwrap();
+            let t = encoding.tiktoken().unwrap();
+            let tokens: Vec<&[u8]> = t.ranks.iter().map(|(bytes, _)| bytes).collect();
+            let chinese: Vec<&[u8]> = tokens
+                .iter()
+                .copied()
+                .filter(|b| {
+                    std::str::from_utf8(b)
+                        .is_ok_and(|s| s.chars().all(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c)))
+                })
+                .collect();
+            let mut cache = PieceCounts::default();
+            let mut split = 0;
+            for len in (2..=200).flat_map(|len| [len; 20]) {
+                let mut piece = Vec::new();
+                while piece.len() < len {
+                    match random(8) {
+                        0 => piece.push(random(256) as u8),
+                        1..=3 => piece.extend_from_slice(tokens[random(tokens.len())]),
+                        _ => piece.extend_from_slice(chinese[random(chinese.len())]),
+                    }
+                }
+                piece.truncate(len);
+                split += usize::from(piece.windows(2).any(|w| t.never_joined(w[0], w[1])));
+                let whole = bpe::merged_count(&t.ranks, &piece) as u64;
+                assert_eq!(count_piece(t, &mut cache, &piece, 0..len), whole, "{name}: {piece:?}");
+            }
+            assert!(split > 1000, "{name}: {split} pieces split");
         }
     }
 
