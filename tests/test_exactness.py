@@ -62,6 +62,25 @@ def test_adversarial_unicode_matches_tiktoken(encoding: str) -> None:
     assert all(ours.count_batch(texts, threads=n) == counts for n in (None, 1, 3))
 
 
+@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
+def test_long_chinese_clauses_match_tiktoken(encoding: str) -> None:
+    """A Chinese clause is one pre-token, which tokenlens cuts where no token can span and counts
+    in segments: clauses of random ideograph tokens of the vocabulary (most of them new to it)."""
+    reference = reference_encoding(encoding)
+    ranks = tokenlens.Encoding(encoding).tiktoken_ranks()
+    assert ranks is not None
+    ideographs = []
+    for token in ranks:
+        text = token.decode("utf-8", errors="replace")
+        if all("\u4e00" <= c <= "\u9fff" for c in text):
+            ideographs.append(text)
+    rng = random.Random(3)
+    clause = lambda: "".join(rng.choice(ideographs) for _ in range(rng.randint(1, 40)))  # noqa: E731
+    texts = ["\uff0c".join(clause() for _ in range(rng.randint(1, 6))) + "\u3002" for _ in range(2000)]
+    counts = [len(reference.encode_ordinary(t)) for t in texts]
+    assert tokenlens.Encoding(encoding).count_batch(texts, threads=2) == counts
+
+
 def test_adversarial_lines_in_a_file_match_tiktoken(tmp_path: Path) -> None:
     texts = adversarial_texts(seed=11, count=500)
     path = tmp_path / "adversarial.jsonl"

@@ -290,7 +290,7 @@ impl PieceModel for HfBpe {
         self.merge(piece).len() as u32
     }
 
-    fn never_joined(&self, _: u8, _: u8) -> bool {
+    fn splits_at(&self, _: &[u8], _: usize) -> bool {
         false
     }
 }

@@ -462,9 +462,9 @@ trait PieceModel {
     fn is_one_token(&self, piece: &[u8]) -> bool;
     /// The piece's token count by merging.
     fn merged_count(&self, piece: &[u8]) -> u32;
-    /// Whether the merges never join bytes `first` and `second` (see [`bpe::Ranks::never_joined`]);
-    /// false where it is not known.
-    fn never_joined(&self, first: u8, second: u8) -> bool;
+    /// Whether the piece merges as its two sides before and after byte `at` would on their own (see
+    /// [`bpe::Ranks::splits_at`]); false where it is not known.
+    fn splits_at(&self, piece: &[u8], at: usize) -> bool;
 }
 
 impl PieceModel for Tiktoken {
@@ -478,19 +478,20 @@ impl PieceModel for Tiktoken {
     }
 
     #[inline]
-    fn never_joined(&self, first: u8, second: u8) -> bool {
-        self.ranks.never_joined(first, second)
+    fn splits_at(&self, piece: &[u8], at: usize) -> bool {
+        self.ranks.splits_at(piece, at)
     }
 }
 
-/// The token count of a piece that is no token, by merging: the segments between two bytes that the
-/// merges never join are counted on their own, each through the cache. On Chinese, whose pre-tokens
-/// are whole clauses, two characters in three are such a place, and short segments repeat.
+/// The token count of a piece that is no token, by merging: the segments between the places where
+/// no token can span are counted on their own, each through the cache. On Chinese, whose pre-tokens
+/// are whole clauses, two places between characters in three are such places for cl100k, and
+/// short segments repeat.
 fn merged_count(t: &impl PieceModel, cache: &mut PieceCounts, piece: &[u8]) -> u32 {
     let mut start = 0;
     let mut total = 0;
     for end in 1..piece.len() {
-        if t.never_joined(piece[end - 1], piece[end]) {
+        if t.splits_at(piece, end) {
             total += count_piece(t, cache, piece, start..end) as u32;
             start = end;
         }
@@ -613,13 +614,13 @@ mod tests {
             self.0.set(self.0.get() + 1);
             piece.len() as u32
         }
-        fn never_joined(&self, _: u8, _: u8) -> bool {
+        fn splits_at(&self, _: &[u8], _: usize) -> bool {
             false
         }
     }
 
     #[test]
-    fn pieces_split_where_bytes_are_never_joined_count_as_whole_merges() {
+    fn pieces_split_where_no_token_spans_count_as_whole_merges() {
         // Pieces of random tokens (Chinese ones more often), and of random bytes, counted through
         // the cache (which splits them) and by one merge of the whole piece.
         let mut random = crate::testing::xorshift(0x5a1);
@@ -647,7 +648,7 @@ mod tests {
                     }
                 }
                 piece.truncate(len);
-                split += usize::from(piece.windows(2).any(|w| t.never_joined(w[0], w[1])));
+                split += usize::from((1..len).any(|at| t.splits_at(&piece, at)));
                 let whole = bpe::merged_count(&t.ranks, &piece) as u64;
                 assert_eq!(count_piece(t, &mut cache, &piece, 0..len), whole, "{name}: {piece:?}");
             }
